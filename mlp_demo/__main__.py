@@ -1,0 +1,163 @@
+"""The command line: python -m mlp_demo train | evaluate | predict  (--help on each)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoints
+from .config import TrainConfig, field_meta
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except (UserError, ValueError, FileNotFoundError) as e:  # CheckpointError, ConfigError, DataMissing
+        print(f"mlp_demo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlp_demo: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlp_demo",
+                                     description="Train and use an MLP on MNIST.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model and write a checkpoint",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, default in TrainConfig().to_dict().items():
+        add_config_option(train, name, default)
+    train.add_argument("--out", type=Path, default=Path("checkpoints/model.safetensors"),
+                       help="where to write the checkpoint")
+    train.add_argument("--json", action="store_true",
+                       help="end stdout with one JSON line of final metrics")
+    train.set_defaults(command=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="test accuracy of a checkpoint")
+    evaluate.add_argument("checkpoint", nargs="?", type=Path, default=checkpoints.DEFAULT_CHECKPOINT,
+                          help="checkpoint file (default: the shipped model)")
+    evaluate.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    evaluate.set_defaults(command=cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="classify images of handwritten digits")
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    predict.add_argument("--checkpoint", type=Path, default=checkpoints.DEFAULT_CHECKPOINT,
+                         help="checkpoint file (default: the shipped model)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    predict.set_defaults(command=cmd_predict)
+    return parser
+
+
+def add_config_option(parser, name: str, default) -> None:
+    meta, flag = field_meta(name), "--" + name.replace("_", "-")
+    help = meta["help"] + (f" [{meta['low']:g} to {meta['high']:g}]" if meta["low"] is not None else "")
+    if isinstance(default, bool):
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+    elif isinstance(default, list):
+        parser.add_argument(flag, type=int, nargs="*", default=list(default), metavar="N", help=help)
+    else:
+        parser.add_argument(flag, type=type(default), default=default, choices=meta["choices"],
+                            help=help)
+
+
+def cmd_train(args) -> int:
+    from .data import load_mnist, split_mnist
+    from .train import Trainer
+
+    config = TrainConfig.from_dict({name: getattr(args, name) for name in TrainConfig().to_dict()})
+    data = split_mnist(*load_mnist(), config.val_size, config.seed)
+    trainer = Trainer(config, data)
+    print(f"training {trainer.model.n_params():,} parameters on {trainer.device}: "
+          f"{len(data.train_x):,} images, {trainer.total_steps:,} steps", file=sys.stderr)
+    trainer.on("step", ProgressBar(trainer.total_steps))
+    trainer.on("epoch", lambda m: print(
+        f"\repoch {m['epoch']:>3}  train loss {m['train_loss']:.4f}  acc {m['train_acc']:.4f}  "
+        f"val acc {m['val_acc']:.4f}  test acc {m['test_acc']:.4f}  {m['epoch_seconds']:.1f}s",
+        file=sys.stderr))
+    status = trainer.run()
+    if status == "diverged":
+        raise UserError(trainer.message)
+    checkpoints.save(args.out, trainer.model, config, trainer.metrics, trainer.train_seconds)
+    result = {**trainer.metrics, "status": status, "train_seconds": trainer.train_seconds,
+              "checkpoint": str(args.out)}
+    print(json.dumps(result) if args.json else
+          f"test accuracy {result['test_acc']:.4f} after {result['train_seconds']:.1f}s; "
+          f"saved {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_mnist, normalize
+    from .model import predict_proba
+    from .train import evaluate
+
+    model, info = checkpoints.load(args.checkpoint)
+    _, _, test_x, test_y = load_mnist()
+    loss, accuracy = evaluate(model, test_x, test_y)
+    predicted = predict_proba(model, normalize(test_x)).argmax(1)
+    per_class = [(predicted[test_y == d] == d).float().mean().item() for d in range(10)]
+    result = {"checkpoint": str(args.checkpoint), "test_accuracy": accuracy, "test_loss": loss,
+              "per_class_accuracy": per_class}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.checkpoint}: test accuracy {accuracy:.4f} (loss {loss:.4f})")
+        print("per class: " + "  ".join(f"{d}:{a:.3f}" for d, a in enumerate(per_class)))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from PIL import Image, UnidentifiedImageError
+
+    from .drawing import predict_image
+
+    model, _ = checkpoints.load(args.checkpoint)
+    for path in args.images:
+        try:
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "L"))
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"cannot read image {path}: {e}") from None
+        probs, _ = predict_image(model, pixels)
+        digit = None if probs is None else int(probs.argmax())
+        if args.json:
+            print(json.dumps({"file": str(path), "prediction": digit,
+                              "probabilities": None if probs is None else probs.round(6).tolist()}))
+        else:
+            print(f"{path}: " + ("no digit found" if digit is None else
+                                 f"{digit} ({probs[digit]:.1%})"))
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, width: int = 30):
+        self.total, self.width, self.last = total, width, 0.0
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, m: dict) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and m["step"] < self.total):
+            return
+        self.last = now
+        done = m["step"] / self.total
+        bar = "#" * int(done * self.width)
+        print(f"\r[{bar:<{self.width}}] {done:4.0%}  epoch {m['epoch']}  loss {m['loss']:.4f}  "
+              f"{m['samples_per_s']:,.0f} samples/s", end="", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""A drawn or photographed digit -> the 28x28 input MNIST would have made of it.
+
+MNIST's recipe (LeCun et al.): crop to the ink, fit the longer side into 20 pixels with
+anti-aliasing, then place the centre of mass at the centre of a 28x28 field. We add one
+step: drawn strokes come in any brush width, so the stroke width is brought to MNIST's
+before shrinking, or a thin pen turns into faint grey dust and a fat one into a blob.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .data import normalize
+from .model import predict_proba
+
+FIELD, BOX = 28, 20
+INK_THRESHOLD = 0.25  # of full intensity, after scaling the darkest-to-brightest range to [0, 1]
+MIN_INK_FRACTION = 0.002  # less ink than this share of the canvas is "no digit"
+STROKE_WIDTH_IN_FIELD = 2.4  # typical MNIST stroke width, in pixels of the 28x28 field
+
+
+def to_ink(image: np.ndarray) -> np.ndarray:
+    """Any greyscale, RGB or RGBA array -> float ink in [0, 1] on a 0 background."""
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim == 3 and a.shape[2] == 4 and a[..., 3].min() < a[..., 3].max():
+        ink = a[..., 3]  # a canvas with a transparent background: what was painted is ink
+    else:
+        ink = a[..., :3].mean(axis=2) if a.ndim == 3 else a
+        if np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])) > ink.mean():
+            ink = ink.max() - ink  # dark on light: the border is background, so invert
+    low, high = float(ink.min()), float(ink.max())
+    return (ink - low) / (high - low) if high > low else np.zeros_like(ink)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean width of the strokes in a binary mask: area / half the boundary length."""
+    area = mask.sum()
+    eroded = -F.max_pool2d(-torch.from_numpy(mask[None, None].astype(np.float32)), 3, 1, 1)
+    boundary = area - eroded.sum().item()
+    return 2 * area / boundary if boundary else float(max(mask.shape))
+
+
+def preprocess(image: np.ndarray) -> np.ndarray | None:
+    """Canvas or photo array -> 28x28 float image in [0, 1] (MNIST style), or None when blank."""
+    ink = to_ink(image)
+    mask = ink > INK_THRESHOLD
+    if mask.sum() < max(4, MIN_INK_FRACTION * ink.size):
+        return None
+    crop = _crop_to_ink(ink)
+    crop = _crop_to_ink(_normalise_stroke(crop, BOX / max(crop.shape)))
+    scale = BOX / max(crop.shape)
+    h, w = (max(1, round(n * scale)) for n in crop.shape)
+    small = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.LANCZOS))
+    small = np.clip(small, 0, 1)
+    return _centre_by_mass(small / max(small.max(), 1e-6))
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    mask = ink > INK_THRESHOLD
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.ascontiguousarray(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+
+
+def _normalise_stroke(crop: np.ndarray, scale: float) -> np.ndarray:
+    """Dilate or erode so the strokes end up about as wide as MNIST's after scaling."""
+    width = stroke_width(crop > INK_THRESHOLD)
+    target = STROKE_WIDTH_IN_FIELD / scale
+    radius = int(round((target - width) / 2))
+    if radius == 0:
+        return crop
+    pad = abs(radius)
+    t = torch.from_numpy(np.pad(crop, pad))[None, None]
+    if radius > 0:
+        t = F.max_pool2d(t, 2 * pad + 1, 1, pad)
+    else:  # erode, but never so far that a stroke vanishes
+        t = -F.max_pool2d(-t, 2 * pad + 1, 1, pad)
+        if (t > INK_THRESHOLD).sum() < 0.3 * (crop > INK_THRESHOLD).sum():
+            return crop
+    return t[0, 0].numpy()
+
+
+def _centre_by_mass(small: np.ndarray) -> np.ndarray:
+    h, w = small.shape
+    ys, xs = np.indices(small.shape)
+    mass = small.sum()
+    cy, cx = (ys * small).sum() / mass, (xs * small).sum() / mass
+    top = int(np.clip(round(FIELD / 2 - 0.5 - cy), 0, FIELD - h))
+    left = int(np.clip(round(FIELD / 2 - 0.5 - cx), 0, FIELD - w))
+    out = np.zeros((FIELD, FIELD), dtype=np.float32)
+    out[top:top + h, left:left + w] = small
+    return out
+
+
+def predict_image(model, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(10 softmax probabilities, the 28x28 image the model saw), or (None, None) when blank."""
+    field = preprocess(image)
+    if field is None:
+        return None, None
+    probs = predict_proba(model, normalize(torch.from_numpy(field)[None]))[0].numpy()
+    return probs, field
