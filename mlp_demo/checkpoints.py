@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ FORMAT = "mlp_demo/1"
 MAX_BYTES = 64 * 2**20  # the largest model the config allows is far smaller than real uploads
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.safetensors"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 
 
 class CheckpointError(ValueError):
@@ -111,6 +113,15 @@ def load(path: str | Path) -> tuple[MLP, CheckpointInfo]:
     model, info = from_bytes(data, path.stem)
     info.path = path
     return model, info
+
+
+def path_for_name(name: str, folder: str | Path = CHECKPOINT_DIR) -> Path:
+    """The file a user-chosen name saves to; only letters, digits, '-' and '_' are allowed,
+    so a name can never reach outside the folder or overwrite the shipped model."""
+    if not SAFE_NAME.fullmatch(name) or name == DEFAULT_CHECKPOINT.stem:
+        raise CheckpointError(f"{name!r} is not a usable name: use 1 to 40 letters, digits, "
+                              "'-' or '_' (and not 'default')")
+    return Path(folder) / f"{name}.safetensors"
 
 
 def list_checkpoints(folder: str | Path = CHECKPOINT_DIR) -> list[CheckpointInfo]:

@@ -124,3 +124,14 @@ def _is_int(v) -> bool:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# Named starting points offered by the app and the benchmark (measured figures in README).
+PRESETS = {
+    "Default": TrainConfig(),
+    "Fast": TrainConfig(hidden=(512,), batch_size=256, epochs=3, lr=3e-3, scheduler="onecycle",
+                        val_size=0),
+    "Best accuracy": TrainConfig(hidden=(1024, 256), dropout=0.2, augment=True, optimizer="adamw",
+                                 lr=2e-3, weight_decay=0.01, batch_size=256, epochs=40,
+                                 scheduler="onecycle", label_smoothing=0.1),
+}
