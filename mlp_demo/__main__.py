@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoints
-from .config import TrainConfig, field_meta
+from .config import PRESETS, TrainConfig, field_meta
 
 
 class UserError(Exception):
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model and write a checkpoint",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--preset", choices=list(PRESETS), default="default",
+                       help="start from these settings; the options below override them")
     for name, default in TrainConfig().to_dict().items():
         add_config_option(train, name, default)
     train.add_argument("--out", type=Path, default=Path("checkpoints/model.safetensors"),
@@ -61,22 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_config_option(parser, name: str, default) -> None:
+    """One flag per TrainConfig field. Unset flags stay out of args (SUPPRESS), so a preset
+    can fill them; the help still states the default."""
     meta, flag = field_meta(name), "--" + name.replace("_", "-")
-    help = meta["help"] + (f" [{meta['low']:g} to {meta['high']:g}]" if meta["low"] is not None else "")
+    allowed = f"; {meta['low']:g} to {meta['high']:g}" if meta["low"] is not None else ""
+    shown = " ".join(map(str, default)) if isinstance(default, list) else default
+    kwargs = dict(default=argparse.SUPPRESS, help=f"{meta['help']} (default: {shown}{allowed})")
     if isinstance(default, bool):
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
     elif isinstance(default, list):
-        parser.add_argument(flag, type=int, nargs="*", default=list(default), metavar="N", help=help)
+        parser.add_argument(flag, type=int, nargs="*", metavar="N", **kwargs)
     else:
-        parser.add_argument(flag, type=type(default), default=default, choices=meta["choices"],
-                            help=help)
+        parser.add_argument(flag, type=type(default), choices=meta["choices"], **kwargs)
 
 
 def cmd_train(args) -> int:
     from .data import load_mnist, split_mnist
-    from .train import Trainer
+    from .train import Trainer, resolve_device
 
-    config = TrainConfig.from_dict({name: getattr(args, name) for name in TrainConfig().to_dict()})
+    given = {name: getattr(args, name) for name in TrainConfig().to_dict() if hasattr(args, name)}
+    config = TrainConfig.from_dict({**PRESETS[args.preset].to_dict(), **given})
+    resolve_device(config.device)  # a missing GPU is reported before a slow data load
     data = split_mnist(*load_mnist(), config.val_size, config.seed)
     trainer = Trainer(config, data)
     print(f"training {trainer.model.n_params():,} parameters on {trainer.device}: "

@@ -109,12 +109,14 @@ def _check(name, value, default, meta) -> list[str]:
                 for v in value if not _is_int(v) or not low <= v <= high]
     if isinstance(default, bool):
         return [] if isinstance(value, bool) else [f"{name} must be true or false, not {value!r}"]
-    if isinstance(default, int) and not _is_int(value):
+    kind = int if isinstance(default, int) else float
+    if kind is int and not _is_int(value):
         return [f"{name} must be a whole number, not {value!r}"]
     if not _is_number(value) or not math.isfinite(value):
         return [f"{name} must be a number, not {value!r}"]
     if not low <= value <= high:
-        return [f"{name} must be between {low:g} and {high:g}, not {value:g}"]
+        return [f"{name} must be between {low:g} and {high:g}, not {value:g}" if kind is float
+                else f"{name} must be between {low} and {high}, not {value}"]
     return []
 
 
@@ -128,10 +130,10 @@ def _is_number(v) -> bool:
 
 # Named starting points offered by the app and the benchmark (measured figures in README).
 PRESETS = {
-    "Default": TrainConfig(),
-    "Fast": TrainConfig(hidden=(512,), batch_size=256, epochs=3, lr=3e-3, scheduler="onecycle",
+    "default": TrainConfig(),
+    "fast": TrainConfig(hidden=(512,), batch_size=256, epochs=3, lr=3e-3, scheduler="onecycle",
                         val_size=0),
-    "Best accuracy": TrainConfig(hidden=(1024, 256), dropout=0.2, augment=True, optimizer="adamw",
+    "best": TrainConfig(hidden=(1024, 256), dropout=0.2, augment=True, optimizer="adamw",
                                  lr=2e-3, weight_decay=0.01, batch_size=256, epochs=40,
                                  scheduler="onecycle", label_smoothing=0.1),
 }

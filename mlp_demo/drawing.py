@@ -19,6 +19,7 @@ from .model import predict_proba
 FIELD, BOX = 28, 20
 INK_THRESHOLD = 0.25  # of full intensity, after scaling the darkest-to-brightest range to [0, 1]
 MIN_INK_FRACTION = 0.002  # less ink than this share of the canvas is "no digit"
+WORK_SIZE = 4 * BOX
 STROKE_WIDTH_IN_FIELD = 2.4  # typical MNIST stroke width, in pixels of the 28x28 field
 
 
@@ -49,13 +50,20 @@ def preprocess(image: np.ndarray) -> np.ndarray | None:
     mask = ink > INK_THRESHOLD
     if mask.sum() < max(4, MIN_INK_FRACTION * ink.size):
         return None
-    crop = _crop_to_ink(ink)
+    # Work at 4x the final size: enough to measure and change strokes, and cheap.
+    crop = _resize(_crop_to_ink(ink), WORK_SIZE, only_shrink=True)
     crop = _crop_to_ink(_normalise_stroke(crop, BOX / max(crop.shape)))
-    scale = BOX / max(crop.shape)
-    h, w = (max(1, round(n * scale)) for n in crop.shape)
-    small = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.LANCZOS))
-    small = np.clip(small, 0, 1)
+    small = _resize(crop, BOX)
     return _centre_by_mass(small / max(small.max(), 1e-6))
+
+
+def _resize(image: np.ndarray, longer_side: int, only_shrink: bool = False) -> np.ndarray:
+    """Scale so the longer side is longer_side pixels, keeping the aspect ratio (anti-aliased)."""
+    scale = longer_side / max(image.shape)
+    if only_shrink and scale >= 1:
+        return image
+    h, w = (max(1, round(n * scale)) for n in image.shape)
+    return np.clip(np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS)), 0, 1)
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:

@@ -114,6 +114,7 @@ class Trainer:
     def run(self) -> str:
         """Train for config.epochs; returns the final status. Never raises for a diverged run."""
         self.status, start = "running", time.perf_counter()
+        torch.manual_seed(self.config.seed)  # dropout draws from the global generator
         try:
             for self.epoch in range(1, self.config.epochs + 1):
                 if not self.train_one_epoch(start):
@@ -164,6 +165,7 @@ class Trainer:
             # 5. backward
             loss.backward()
             # 6. step
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate this update uses
             self.optimizer.step()
             if self.scheduler:
                 self.scheduler.step()
@@ -174,7 +176,7 @@ class Trainer:
             loss_sum += loss_value * len(idx)
             correct += (logits.argmax(1) == labels).sum()
             self.emit("step", step=self.step, epoch=self.epoch, loss=loss_value,
-                      lr=self.optimizer.param_groups[0]["lr"], samples_seen=self.samples_seen,
+                      lr=lr, samples_seen=self.samples_seen,
                       samples_per_s=seen / max(time.perf_counter() - epoch_start, 1e-9),
                       elapsed=time.perf_counter() - start)
         self.metrics = {"train_loss": loss_sum / seen, "train_acc": correct.item() / seen,

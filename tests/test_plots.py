@@ -1,0 +1,34 @@
+import numpy as np
+
+from mlp_demo.plots import pixels, probability_figure, smooth, training_figure
+
+
+def test_smoothing_is_debiased():
+    assert smooth([2.0, 2.0, 2.0]) == [2.0, 2.0, 2.0]
+    assert smooth([1.0, 0.0], weight=0.5)[1] == 1 / 3
+
+
+def test_training_figure_has_loss_accuracy_and_lr():
+    epoch = {"epoch": 1, "train_loss": 0.3, "val_loss": 0.2, "train_acc": 0.9, "val_acc": 0.95,
+             "test_acc": 0.96}
+    history = {"progress": {"total_steps": 20}, "config": {"epochs": 2}, "epochs": [epoch],
+               "loss_steps": list(range(1, 11)), "loss": [1 / s for s in range(1, 11)],
+               "lr_steps": list(range(1, 11)), "lr": [1e-3] * 10}
+    fig = training_figure(history)
+    names = [t.name for t in fig.data]
+    assert {"batch loss (smoothed)", "validation loss", "test accuracy", "learning rate"} <= set(names)
+    assert list(fig.data[0].x)[-1] == 1.0  # step 10 of 10 per epoch is epoch 1
+
+
+def test_probability_bars_highlight_the_prediction():
+    probs = np.array([0.01, 0.02, 0.9, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01])
+    bar = probability_figure(probs).data[0]
+    assert list(bar.x) == [str(d) for d in range(10)]
+    assert len(set(bar.marker.color)) == 2 and bar.marker.color[2] != bar.marker.color[0]
+    assert bar.text[2] == "90%"
+
+
+def test_pixels_enlarge_crisply():
+    image = np.array([[0, 1], [0.5, 0]])
+    out = pixels(image, 3)
+    assert out.shape == (6, 6) and out.dtype == np.uint8 and out[0, 5] == 255 and out[5, 0] == 127 and out[0, 0] == 0
