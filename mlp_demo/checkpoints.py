@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .config import ConfigError, TrainConfig
+from .config import TrainConfig
 from .model import MLP
 
 FORMAT = "mlp_demo/1"

@@ -116,7 +116,8 @@ class Trainer:
         self.status, start = "running", time.perf_counter()
         torch.manual_seed(self.config.seed)  # dropout draws from the global generator
         try:
-            for self.epoch in range(1, self.config.epochs + 1):
+            for epoch in range(1, self.config.epochs + 1):
+                self.epoch = epoch
                 if not self.train_one_epoch(start):
                     self.status = "stopped"
                     self.emit("cancel", step=self.step, epoch=self.epoch)

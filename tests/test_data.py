@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from mlp_demo.data import (MNIST_MEAN, MNIST_STD, DataMissing, augment, batch_indices, load_mnist,
-                           split_mnist)
+from mlp_demo.data import MNIST_MEAN, MNIST_STD, DataMissing, augment, batch_indices, load_mnist, split_mnist
 
 
 def test_tiny_idx_files_load_through_torchvision(tiny_raw):

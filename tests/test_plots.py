@@ -31,4 +31,5 @@ def test_probability_bars_highlight_the_prediction():
 def test_pixels_enlarge_crisply():
     image = np.array([[0, 1], [0.5, 0]])
     out = pixels(image, 3)
-    assert out.shape == (6, 6) and out.dtype == np.uint8 and out[0, 5] == 255 and out[5, 0] == 127 and out[0, 0] == 0
+    assert out.shape == (6, 6) and out.dtype == np.uint8
+    assert out[0, 5] == 255 and out[5, 0] == 127 and out[0, 0] == 0
