@@ -12,9 +12,9 @@ from streamlit_drawable_canvas import st_canvas  # importable only inside a Stre
 
 from mlp_demo import checkpoints
 from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta
-from mlp_demo.data import DataMissing, load_mnist, split_mnist
+from mlp_demo.data import DataMissing, load_mnist, mnist_root, split_mnist
 from mlp_demo.drawing import predict_image
-from mlp_demo.jobs import Busy, TrainingJob
+from mlp_demo.jobs import MAX_CONCURRENT_JOBS, SLOTS, Busy, TrainingJob
 from mlp_demo.plots import pixels, probability_figure, training_figure
 
 st.set_page_config(page_title="Train an MLP on MNIST", page_icon="✏️", layout="wide")
@@ -33,9 +33,9 @@ DEVICE_CHOICES = ["auto", "cpu"] + [d for d, ok in (("cuda", torch.cuda.is_avail
 # ---------------------------------------------------------------- cached resources
 
 @st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
-def mnist():
+def mnist(root: str):
     """The raw MNIST tensors, shared read-only by every session."""
-    return load_mnist()
+    return load_mnist(root)
 
 
 @st.cache_resource(show_spinner=False)
@@ -217,7 +217,7 @@ def start_training(runs: SessionRuns) -> None:
         st.session_state.train_error = "A run is already training in this tab: stop it first."
         return
     try:
-        raw = mnist()
+        raw = mnist(mnist_root())
         job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed))
         runs.job = job.start()
         st.session_state.model_choice = LIVE
@@ -248,6 +248,7 @@ def training_section(runs: SessionRuns, config_error: str | None) -> None:
         st.fragment(run_every=REFRESH_S if running else None)(training_progress)(job, running)
     else:
         st.caption("Press Train to watch the loss fall and the accuracy climb, live.")
+    st.caption(f"Runs training on this server: {SLOTS.running} of at most {MAX_CONCURRENT_JOBS}.")
 
 
 def training_progress(job: TrainingJob, was_running: bool) -> None:
@@ -277,38 +278,54 @@ def training_progress(job: TrainingJob, was_running: bool) -> None:
         st.plotly_chart(training_figure(history), key="curves", config={"displayModeBar": False})
 
 
+def save_trained(runs: SessionRuns) -> None:
+    """Save's on_click: runs before the page is drawn, so the model list already shows it."""
+    job = runs.job
+    try:
+        path = checkpoints.path_for_name(st.session_state.save_name.strip())
+        history = job.snapshot()
+        checkpoints.save(path, job.model(), job.config,
+                         history["epochs"][-1] if history["epochs"] else {},
+                         history["progress"]["elapsed"])
+        st.session_state.models_message = ("success", f"Saved as {path.stem}.")
+    except ValueError as e:
+        st.session_state.models_message = ("error", str(e))
+
+
+def add_upload() -> None:
+    """The uploader's on_change: a file is rebuilt and re-saved only if the core accepts it."""
+    upload = st.session_state.upload
+    if upload is None:
+        return
+    try:
+        name = upload.name.rsplit(".", 1)[0]
+        model, info = checkpoints.from_bytes(upload.getvalue(), name)
+        path = checkpoints.path_for_name(name)
+        checkpoints.save(path, model, info.config, info.metrics, info.train_seconds)
+        st.session_state.models_message = (
+            "success", f"Added {path.stem}: choose it under Model, beside the drawing pad.")
+    except ValueError as e:
+        st.session_state.models_message = ("error", f"Not added: {e}")
+
+
 def models_section(runs: SessionRuns) -> None:
     st.subheader("Keep and share models")
+    kind, text = st.session_state.pop("models_message", (None, None))
+    if kind:
+        (st.success if kind == "success" else st.error)(text)
     save, share = st.columns(2)
     with save:
         job = runs.job
         can_save = bool(job and not job.running and job.preview is not None)
         with st.form("save", border=False):
-            name = st.text_input("Save the trained model as", placeholder="my-first-mlp",
-                                 disabled=not can_save)
-            if st.form_submit_button("Save", disabled=not can_save):
-                try:
-                    path = checkpoints.path_for_name(name.strip())
-                    history = job.snapshot()
-                    checkpoints.save(path, job.model(), job.config,
-                                     history["epochs"][-1] if history["epochs"] else {},
-                                     history["progress"]["elapsed"])
-                    st.success(f"Saved as {path.name}")
-                except ValueError as e:
-                    st.error(str(e))
+            st.text_input("Save the trained model as", placeholder="my-first-mlp", key="save_name",
+                          disabled=not can_save)
+            st.form_submit_button("Save", disabled=not can_save, on_click=save_trained,
+                                  args=(runs,))
         if not can_save:
             st.caption("Train a model (and let it finish or stop it) to save it here.")
-        upload = st.file_uploader("Upload a checkpoint (.safetensors)", type=["safetensors"])
-        if upload is not None and st.session_state.get("uploaded") != upload.file_id:
-            st.session_state.uploaded = upload.file_id
-            try:
-                name = upload.name.rsplit(".", 1)[0]
-                model, info = checkpoints.from_bytes(upload.getvalue(), name)
-                path = checkpoints.path_for_name(name)
-                checkpoints.save(path, model, info.config, info.metrics, info.train_seconds)
-                st.success(f"Added {path.stem}: choose it under Model, beside the drawing pad.")
-            except ValueError as e:
-                st.error(f"Not added: {e}")
+        st.file_uploader("Upload a checkpoint (.safetensors)", type=["safetensors"], key="upload",
+                         on_change=add_upload)
     with share:
         infos = checkpoints.list_checkpoints()
         st.dataframe([{"name": i.name, "test accuracy": i.metrics.get("test_acc"),
@@ -328,7 +345,7 @@ def models_section(runs: SessionRuns) -> None:
 def main() -> None:
     if hp("epochs") not in st.session_state:
         apply_config(PRESETS["default"])
-    runs = session_runs()
+    runs = st.session_state.runs = session_runs()
     sidebar()
     try:
         config_from_state().validate()

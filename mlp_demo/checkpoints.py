@@ -115,19 +115,25 @@ def load(path: str | Path) -> tuple[MLP, CheckpointInfo]:
     return model, info
 
 
-def path_for_name(name: str, folder: str | Path = CHECKPOINT_DIR) -> Path:
+def saved_dir() -> Path:
+    """Where users' models are saved: MLP_DEMO_CHECKPOINTS, else beside the shipped model."""
+    return Path(os.environ.get("MLP_DEMO_CHECKPOINTS", CHECKPOINT_DIR))
+
+
+def path_for_name(name: str, folder: str | Path | None = None) -> Path:
     """The file a user-chosen name saves to; only letters, digits, '-' and '_' are allowed,
     so a name can never reach outside the folder or overwrite the shipped model."""
     if not SAFE_NAME.fullmatch(name) or name == DEFAULT_CHECKPOINT.stem:
         raise CheckpointError(f"{name!r} is not a usable name: use 1 to 40 letters, digits, "
                               "'-' or '_' (and not 'default')")
-    return Path(folder) / f"{name}.safetensors"
+    return Path(folder or saved_dir()) / f"{name}.safetensors"
 
 
-def list_checkpoints(folder: str | Path = CHECKPOINT_DIR) -> list[CheckpointInfo]:
-    """Every loadable checkpoint in the folder, the shipped default first; broken files are skipped."""
+def list_checkpoints(folder: str | Path | None = None) -> list[CheckpointInfo]:
+    """The shipped model, then every loadable checkpoint in the folder; broken files are skipped."""
     infos = []
-    for path in sorted(Path(folder).glob("*.safetensors")):
+    paths = {DEFAULT_CHECKPOINT, *Path(folder or saved_dir()).glob("*.safetensors")}
+    for path in sorted(paths):
         try:
             infos.append(load(path)[1])
         except CheckpointError:

@@ -109,7 +109,7 @@ def test_listing_reads_metadata_and_skips_broken_files(tmp_path, saved):
     _, path = saved
     (tmp_path / "broken.safetensors").write_bytes(b"garbage")
     infos = checkpoints.list_checkpoints(tmp_path)
-    assert [i.name for i in infos] == ["m"] and infos[0].metrics["test_acc"] == 0.5
+    assert [i.name for i in infos] == ["default", "m"] and infos[1].metrics["test_acc"] == 0.5
 
 
 @pytest.mark.parametrize("name", ["", "../evil", "a/b", "default", ".hidden", "x" * 41, "spa ce"])

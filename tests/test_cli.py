@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 from PIL import Image
+
+from conftest import REPO
 from test_drawing import drawn
 
 

@@ -3,9 +3,10 @@ import time
 
 import numpy as np
 import pytest
-from test_drawing import drawn
 
 from mlp_demo.jobs import SLOTS, Busy, StepCurve, TrainingJob
+
+from test_drawing import drawn
 
 
 def wait_for(condition, timeout=60):
