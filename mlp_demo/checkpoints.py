@@ -24,6 +24,7 @@ from .model import MLP
 
 FORMAT = "mlp_demo/1"
 MAX_BYTES = 64 * 2**20  # the largest model the config allows is far smaller than real uploads
+MAX_HEADER_BYTES = 2**20
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.safetensors"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
@@ -71,15 +72,8 @@ def save(path: str | Path, model: MLP, config: TrainConfig, metrics: dict,
 
 def from_bytes(data: bytes, name: str = "checkpoint") -> tuple[MLP, CheckpointInfo]:
     """Rebuild the model; refuse anything but a finite float32 MLP matching its own config."""
-    metadata = _read_metadata(data, name)
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{name} is a safetensors file, but not an mlp_demo checkpoint")
-    try:
-        config = TrainConfig.from_dict(json.loads(metadata["config"]))
-        metrics = json.loads(metadata.get("metrics", "{}"))
-        train_seconds = float(metadata.get("train_seconds", "nan"))
-    except (KeyError, ValueError, TypeError) as e:  # ConfigError is a ValueError
-        raise CheckpointError(f"{name} has unreadable settings: {e}") from None
+    info = _info(_read_metadata(data, name), name)
+    config = info.config
     try:
         tensors = load_tensors(data)
     except Exception as e:  # safetensors raises its own error type for corrupt data
@@ -98,7 +92,34 @@ def from_bytes(data: bytes, name: str = "checkpoint") -> tuple[MLP, CheckpointIn
             raise CheckpointError(f"{name}: {key} holds NaN or infinite values")
     model.load_state_dict(tensors)
     model.eval()
-    return model, CheckpointInfo(name, Path(name), config, metrics, train_seconds)
+    return model, info
+
+
+def _info(metadata: dict, name: str) -> CheckpointInfo:
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name} is a safetensors file, but not an mlp_demo checkpoint")
+    try:
+        config = TrainConfig.from_dict(json.loads(metadata["config"]))
+        metrics = json.loads(metadata.get("metrics", "{}"))
+        train_seconds = float(metadata.get("train_seconds", "nan"))
+    except (KeyError, ValueError, TypeError) as e:  # ConfigError is a ValueError
+        raise CheckpointError(f"{name} has unreadable settings: {e}") from None
+    return CheckpointInfo(name, Path(name), config, metrics, train_seconds)
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """A checkpoint's settings and metrics from its header alone, without reading the weights."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            head += f.read(min(size, MAX_HEADER_BYTES))
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
+    info = _info(_read_metadata(head, path.stem), path.stem)
+    info.path = path
+    return info
 
 
 def load(path: str | Path) -> tuple[MLP, CheckpointInfo]:
@@ -135,7 +156,7 @@ def list_checkpoints(folder: str | Path | None = None) -> list[CheckpointInfo]:
     paths = {DEFAULT_CHECKPOINT, *Path(folder or saved_dir()).glob("*.safetensors")}
     for path in sorted(paths):
         try:
-            infos.append(load(path)[1])
+            infos.append(read_info(path))
         except CheckpointError:
             continue
     return sorted(infos, key=lambda i: (i.name != "default", i.name))

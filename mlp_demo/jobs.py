@@ -23,7 +23,7 @@ from .model import MLP
 from .train import Trainer
 
 MAX_CONCURRENT_JOBS = int(os.environ.get("MLP_DEMO_MAX_JOBS", "2"))
-MAX_STEP_POINTS = 2000  # per-step curves are averaged down to at most this many points
+MAX_STEP_POINTS = 600  # per-step curves are averaged down to at most this many points
 PREVIEW_EVERY_S = 0.5  # how often the weights behind live predictions are refreshed
 
 

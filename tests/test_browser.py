@@ -1,0 +1,189 @@
+"""Real-browser tests: `streamlit run app.py` on a free port, driven by Playwright in Chromium.
+
+Select them alone with `pytest -m browser`. Screenshots land in test-artifacts/.
+In CI (or with MLP_DEMO_BROWSER=1) a missing browser fails these tests instead of skipping them.
+"""
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_root):
+    root = os.environ.get("MNIST_ROOT")
+    if not root or not (Path(root) / "MNIST" / "raw").exists():
+        root = str(tiny_root)
+    port = free_port()
+    env = {**os.environ, "MNIST_ROOT": root,
+           "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved"))}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+                             str(port), "--server.address", "127.0.0.1"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    expected = os.environ.get("CI") or os.environ.get("MLP_DEMO_BROWSER")
+    if not Path(CHROMIUM).exists():
+        if expected:
+            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (see .ci/run)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    pad(page)  # the page is usable once the drawing pad is there
+    yield page
+    page.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def pad(page) -> dict:
+    """The drawing pad's box on screen (its canvas is re-created by Clear)."""
+    canvas = page.locator('[class*="st-key-canvas_"] canvas').last
+    canvas.wait_for(state="visible", timeout=30_000)
+    return canvas.bounding_box()
+
+
+def draw(page, points: list[tuple[float, float]]) -> None:
+    """One mouse stroke through points given in pad pixels (0..280)."""
+    box = pad(page)
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+    page.mouse.up()
+
+
+def vertical_stroke():
+    return [(140, 40 + i * 10) for i in range(21)]
+
+
+def circle():
+    return [(140 + 70 * math.sin(t / 36 * 2 * math.pi), 140 - 100 * math.cos(t / 36 * 2 * math.pi))
+            for t in range(38)]
+
+
+def prediction(page) -> str:
+    text = page.get_by_text("Prediction:")
+    text.wait_for(timeout=20_000)
+    return text.inner_text().strip()
+
+
+def test_first_load_is_quick(browser, server):
+    page = browser.new_page()
+    started = time.monotonic()
+    page.goto(server)
+    pad(page)
+    seconds = time.monotonic() - started
+    print(f"usable page after {seconds:.1f}s")
+    page.close()
+
+
+def test_drawn_one_and_zero_are_recognised(page):
+    assert page.get_by_text("Draw a digit on the black pad").is_visible()
+    draw(page, vertical_stroke())
+    assert prediction(page) == "Prediction: 1"
+    page.locator(".st-key-probabilities .js-plotly-plot").wait_for(timeout=10_000)
+    shot(page, "drawn-1")
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("Draw a digit on the black pad").wait_for(timeout=10_000)
+    draw(page, circle())
+    page.wait_for_function("() => document.body.innerText.includes('Prediction: 0')", timeout=20_000)
+    shot(page, "drawn-0")
+
+
+def curve_points(page) -> int:
+    return page.evaluate("() => { const p = document.querySelector('.st-key-curves .js-plotly-plot');"
+                         " return p && p.data ? p.data[0].x.length : 0; }")
+
+
+def test_training_streams_curves_and_the_pad_keeps_working(page):
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function("() => document.querySelector('.st-key-curves .js-plotly-plot')",
+                           timeout=60_000)
+    first = curve_points(page)
+    page.wait_for_function(f"() => {{ const p = document.querySelector('.st-key-curves "
+                           f".js-plotly-plot'); return p && p.data[0].x.length > {first}; }}",
+                           timeout=30_000)
+    draw(page, vertical_stroke())  # during training, with the live model selected
+    assert prediction(page).startswith("Prediction:")
+    shot(page, "training")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=10_000)
+    assert page.get_by_role("button", name="Train", exact=True).is_enabled()
+    shot(page, "stopped")
+
+
+def test_a_broken_upload_is_a_message(page, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x80\x04definitely not a checkpoint")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(broken))
+    page.wait_for_function("() => document.body.innerText.includes('Not added')", timeout=20_000)
+    assert "not a safetensors checkpoint" in page.inner_text("body")
+
+
+def test_closing_the_tab_stops_its_run(browser, server):
+    page = browser.new_page()
+    page.goto(server)
+    pad(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("samples/s").first.wait_for(timeout=60_000)
+    page.close()
+    watcher = browser.new_page()
+    deadline = time.monotonic() + 60
+    while True:
+        watcher.goto(server)
+        pad(watcher)
+        if watcher.get_by_text("Runs training on this server: 0").count():
+            break
+        assert time.monotonic() < deadline, "the closed tab's run kept training"
+        time.sleep(2)
+    watcher.close()
