@@ -13,15 +13,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
-import torch
 from streamlit_drawable_canvas import st_canvas  # importable only inside a Streamlit runtime
 
-from mlp_demo import checkpoints
-from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta
-from mlp_demo.data import DataMissing, load_mnist, mnist_root, split_mnist
-from mlp_demo.drawing import predict_image
-from mlp_demo.jobs import MAX_CONCURRENT_JOBS, SLOTS, Busy, TrainingJob
-from mlp_demo.plots import pixels, probability_figure, training_figure
+from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta  # stdlib only
 
 st.set_page_config(page_title="Train an MLP on MNIST", page_icon="✏️", layout="wide")
 
@@ -31,6 +25,43 @@ REFRESH_S = 1.0
 PRESET_LABELS = {"default": "Default", "fast": "Fast: 98% in seconds",
                  "best": "Best accuracy: 99% in minutes"}
 LEARNING_RATES = sorted({float(f"{m}e{e}") for e in range(-5, 1) for m in (1, 2, 3, 5)} | {10.0})
+
+
+# ---------------------------------------------------------------- first paint
+
+def clear_pad() -> None:
+    st.session_state.canvas_version = st.session_state.get("canvas_version", 0) + 1
+
+
+def drawing_pad() -> None:
+    """The pad; what is drawn lands in st.session_state.drawing (an RGBA array, or None)."""
+    st.subheader("Draw a digit")
+    brush = st.slider("Brush width", 6, 40, 20, key="brush")
+    version = st.session_state.get("canvas_version", 0)
+    result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
+                       height=280, width=280, drawing_mode="freedraw", return_image_data=True,
+                       key=f"canvas_{version}")
+    st.session_state.drawing = result.image_data
+    st.button("Clear", icon=":material/ink_eraser:", on_click=clear_pad)
+
+
+# The title and the pad go out before torch is imported: torch takes 2.4 s to import on a cold
+# server, and the first visitor should be drawing by then.
+st.title("Train a neural network on handwritten digits")
+st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, learns MNIST's "
+           "60,000 digits. Draw below; tune and train on the left.")
+PAD, PREDICTION = st.columns([1, 1], gap="large")
+with PAD:
+    drawing_pad()
+
+import torch  # noqa: E402  (the heavy imports, after the first paint)
+
+from mlp_demo import checkpoints  # noqa: E402
+from mlp_demo.data import DataMissing, load_mnist, mnist_root, split_mnist  # noqa: E402
+from mlp_demo.drawing import predict_image  # noqa: E402
+from mlp_demo.jobs import MAX_CONCURRENT_JOBS, SLOTS, Busy, TrainingJob  # noqa: E402
+from mlp_demo.plots import pixels, probability_figure, training_figure  # noqa: E402
+
 DEVICE_CHOICES = ["auto", "cpu"] + [d for d, ok in (("cuda", torch.cuda.is_available()),
                                                      ("mps", torch.backends.mps.is_available()))
                                     if ok]
@@ -160,24 +191,12 @@ def model_choices(runs: SessionRuns) -> dict:
     return choices
 
 
-def drawing_pad(runs: SessionRuns) -> None:
-    left, right = st.columns([1, 1], gap="large")
-    with left:
-        st.subheader("Draw a digit")
-        brush = st.slider("Brush width", 6, 40, 20, key="brush")
-        version = st.session_state.setdefault("canvas_version", 0)
-        result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
-                           height=280, width=280, drawing_mode="freedraw", return_image_data=True,
-                           key=f"canvas_{version}")
-        st.session_state.drawing = result.image_data
-        if st.button("Clear", icon=":material/ink_eraser:"):
-            st.session_state.canvas_version = version + 1
-            st.session_state.drawing = None
-            st.rerun()
+def model_picker_and_prediction(runs: SessionRuns) -> None:
+    with PAD:
         choices = model_choices(runs)
         st.selectbox("Model", list(choices), key="model_choice",
                      help="The shipped model, the one training right now, or one you saved.")
-    with right:
+    with PREDICTION:
         live = choices.get(st.session_state.model_choice) == LIVE
         refresh = REFRESH_S if live and runs.job and runs.job.running else None
         st.fragment(run_every=refresh)(prediction_panel)(runs, choices)
@@ -359,10 +378,7 @@ def main() -> None:
     except ValueError as e:
         config_error = str(e)
 
-    st.title("Train a neural network on handwritten digits")
-    st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, learns MNIST's "
-               "60,000 digits. Draw below; tune and train on the left.")
-    drawing_pad(runs)
+    model_picker_and_prediction(runs)
     st.divider()
     training_section(runs, config_error)
     st.divider()

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+LOSS_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
 BLUE, ORANGE, GREEN, GREY, RED = "#4c78a8", "#f58518", "#54a24b", "#9aa5b1", "#e45756"
 
 
@@ -40,9 +41,9 @@ def training_figure(history: dict) -> go.Figure:
     line(2, at, [e["test_acc"] for e in epochs], "test accuracy", RED)
     line(3, [s / steps_per_epoch for s in history["lr_steps"]], history["lr"], "learning rate", BLUE)
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
-    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=1, tickvals=LOSS_TICKS)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
-    fig.update_yaxes(exponentformat="power", row=1, col=3)
+    fig.update_yaxes(tickformat=".0e", rangemode="tozero", row=1, col=3)
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), uirevision="training",
                       legend=dict(orientation="h", y=-0.25), template="plotly_white")
     return fig
