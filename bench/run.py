@@ -1,0 +1,237 @@
+"""Benchmarks, apart from the tests: python -m bench.run [--quick] [--best] [--device cpu|cuda]
+
+Everything is measured in this one process on this machine, and ours is reported as a ratio
+against a baseline measured in the same run:
+  1. baseline: the canonical PyTorch loop (torchvision ToTensor + Normalize, DataLoader(64,
+     shuffle=True), Adam 1e-3) for 784-512-10;
+  2. ours: the project's Trainer, same model, at batch 64 and at the app's default batch size;
+  3. roofline: float32 matmul throughput at the training shapes, hence the shortest epoch;
+  4. time to 98.0% test accuracy, for the app's default configuration and the fast preset
+     (and, with --best, the best-accuracy preset's final accuracy and time);
+  5. prediction latency of a 280x280 canvas through preprocessing and the forward pass,
+     idle and with a training run going;
+  6. peak resident memory of a training run (a CLI subprocess).
+Prints a Markdown table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlp_demo import checkpoints
+from mlp_demo.config import PRESETS, TrainConfig
+from mlp_demo.data import MNIST_MEAN, MNIST_STD, load_mnist, mnist_root, split_mnist
+from mlp_demo.drawing import predict_image
+from mlp_demo.jobs import TrainingJob
+from mlp_demo.train import Trainer
+
+MODEL = dict(hidden=(512,), activation="relu", optimizer="adam", lr=1e-3)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def baseline_epoch(device: str, limit: int | None) -> tuple[float, int]:
+    """The loop from every tutorial: per-sample PIL -> tensor transforms in a DataLoader."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    train = datasets.MNIST(mnist_root(), train=True, download=False, transform=tf)
+    if limit:
+        train = torch.utils.data.Subset(train, range(min(limit, len(train))))
+    loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    sync(device)
+    start = time.perf_counter()
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    return time.perf_counter() - start, len(train)
+
+
+def our_epoch(raw, device: str, batch_size: int) -> tuple[float, int]:
+    """One epoch of the project's trainer over all training images (no validation split)."""
+    config = TrainConfig(**MODEL, batch_size=batch_size, epochs=1, val_size=0, device=device)
+    trainer = Trainer(config, split_mnist(*raw, val_size=0))
+    trainer.run()
+    return trainer.metrics["epoch_seconds"], len(trainer.data.train_x)
+
+
+def gemm_seconds(m: int, k: int, n: int, device: str, reps: int) -> float:
+    """Seconds for one float32 (m x k) @ (k x n) product, the best of a few timed batches."""
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(5):
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
+def roofline(n_samples: int, batch_size: int, device: str) -> dict:
+    """The epoch's matrix products alone, each timed at its own shape: forward x W1, h x W2;
+    backward dW2, dh and dW1 (the input needs no gradient). Everything else is overhead."""
+    full, rest = divmod(n_samples, batch_size)
+
+    def step(b: int) -> tuple[float, float]:
+        shapes = [(b, 784, 512), (b, 512, 10), (10, b, 512), (b, 10, 512), (512, b, 784)]
+        seconds = sum(gemm_seconds(*s, device, reps=50) for s in shapes)
+        return seconds, sum(2 * m * k * n for m, k, n in shapes)
+
+    (t_full, f_full), (t_rest, f_rest) = step(batch_size), step(rest) if rest else (0.0, 0)
+    seconds, flops = full * t_full + t_rest, full * f_full + f_rest
+    peak = 2 * 2048**3 / gemm_seconds(2048, 2048, 2048, device, reps=3)
+    return {"epoch_seconds": seconds, "epoch_gflop": flops / 1e9,
+            "gflops_at_shapes": flops / seconds / 1e9, "gflops_peak": peak / 1e9}
+
+
+def time_to(target: float, config: TrainConfig, raw) -> tuple[float | None, float, float]:
+    """(seconds until test accuracy first reaches target or None, final accuracy, total seconds)."""
+    reached = []
+    trainer = Trainer(config, split_mnist(*raw, config.val_size, config.seed))
+    trainer.on("epoch", lambda m: reached.append(m["elapsed"]) if m["test_acc"] >= target else None)
+    trainer.run()
+    return (reached[0] if reached else None), trainer.metrics["test_acc"], trainer.train_seconds
+
+
+def canvas_seven() -> np.ndarray:
+    """A 280x280 RGBA canvas with a white 7 drawn on transparent black, as the app receives it."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(image).line([(60, 50), (220, 50), (120, 250)], fill=(255, 255, 255, 255),
+                               width=20, joint="curve")
+    return np.asarray(image)
+
+
+def latency_ms(model, image, calls: int) -> tuple[float, float]:
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        predict_image(model, image)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def peak_rss_mb(quick: bool) -> float:
+    """Peak resident memory of `python -m mlp_demo train` (default settings, one epoch)."""
+    with tempfile.TemporaryDirectory() as folder:
+        args = [sys.executable, "-m", "mlp_demo", "train", "--epochs", "1",
+                "--out", f"{folder}/m.safetensors", *(["--val-size", "100"] if quick else [])]
+        subprocess.run(args, capture_output=True, check=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run(device: str, quick: bool, best: bool) -> dict:
+    raw = load_mnist(download=False)
+    limit = 2000 if quick else None
+    if quick:
+        raw = (raw[0][:limit], raw[1][:limit], raw[2], raw[3])
+    app_batch = TrainConfig().batch_size
+    r: dict = {"device": device, "threads": torch.get_num_threads()}
+
+    base_s, n = baseline_epoch(device, limit)
+    r["baseline"] = {"epoch_seconds": base_s, "samples_per_s": n / base_s}
+    for bs in (64, app_batch):
+        s, n = our_epoch(raw, device, bs)
+        r[f"ours_bs{bs}"] = {"epoch_seconds": s, "samples_per_s": n / s, "speedup": base_s / s}
+    r["roofline"] = roofline(n, app_batch, device)
+    r["roofline"]["ours_percent"] = 100 * r["roofline"]["epoch_seconds"] / r[f"ours_bs{app_batch}"][
+        "epoch_seconds"]
+
+    presets = {"default": PRESETS["default"], "fast": PRESETS["fast"]}
+    if best:
+        presets["best"] = PRESETS["best"]
+    for name, config in presets.items():
+        config = config.replace(device=device)
+        if quick:
+            config = config.replace(epochs=1, val_size=min(config.val_size, 100))
+        reached, final, total = time_to(0.98, config, raw)
+        r[f"time_to_98_{name}"] = {"seconds": reached, "final_test_acc": final, "train_seconds": total,
+                                   "settings": config.to_dict()}
+
+    model, _ = checkpoints.load(checkpoints.DEFAULT_CHECKPOINT)
+    image, calls = canvas_seven(), 100 if quick else 1000
+    r["predict_ms"] = dict(zip(("p50", "p95"), latency_ms(model, image, calls)))
+    val_size = 100 if quick else TrainConfig().val_size
+    job = TrainingJob(TrainConfig(device=device, epochs=100), lambda: split_mnist(*raw, val_size))
+    job.start()
+    while job.snapshot()["progress"]["step"] < 5:
+        time.sleep(0.05)
+    r["predict_ms_while_training"] = dict(zip(("p50", "p95"), latency_ms(model, image, calls)))
+    job.stop()
+    job.join()
+    r["peak_rss_mb"] = peak_rss_mb(quick)
+    return r
+
+
+def table(r: dict) -> str:
+    def row(name, seconds, sps, ratio="", note=""):
+        return f"| {name} | {seconds:.2f} | {sps:,.0f} | {ratio} | {note} |"
+
+    b, roof, bs = r["baseline"], r["roofline"], TrainConfig().batch_size
+    lines = [f"Device: {r['device']} ({r['threads']} threads)", "",
+             "| run | s/epoch | samples/s | vs baseline | note |", "|---|---|---|---|---|",
+             row("baseline: DataLoader(64) + ToTensor/Normalize, Adam", b["epoch_seconds"],
+                 b["samples_per_s"], "1.00x")]
+    for key, label in ((f"ours_bs{64}", "ours, batch 64"), (f"ours_bs{bs}", f"ours, batch {bs} (app)")):
+        o = r[key]
+        lines.append(row(label, o["epoch_seconds"], o["samples_per_s"], f"{o['speedup']:.2f}x"))
+    lines.append(row(f"roofline: matmuls alone at batch {bs}", roof["epoch_seconds"],
+                     0 if not roof["epoch_seconds"] else r[f"ours_bs{bs}"]["samples_per_s"]
+                     * r[f"ours_bs{bs}"]["epoch_seconds"] / roof["epoch_seconds"], "",
+                     f"{roof['epoch_gflop']:.0f} GFLOP at {roof['gflops_at_shapes']:.0f} GFLOP/s "
+                     f"(peak {roof['gflops_peak']:.0f}); ours = {roof['ours_percent']:.0f}% of it"))
+    lines += ["", "| measure | value |", "|---|---|"]
+    for key in [k for k in r if k.startswith("time_to_98_")]:
+        t = r[key]
+        reached = "not reached" if t["seconds"] is None else f"{t['seconds']:.2f} s"
+        lines.append(f"| time to 98.0% test, {key[11:]} | {reached} (final {t['final_test_acc']:.2%} "
+                     f"after {t['train_seconds']:.1f} s) |")
+    p, q = r["predict_ms"], r["predict_ms_while_training"]
+    lines += [f"| prediction, 280x280 canvas | p50 {p['p50']:.2f} ms, p95 {p['p95']:.2f} ms |",
+              f"| prediction while training | p50 {q['p50']:.2f} ms, p95 {q['p95']:.2f} ms |",
+              f"| peak memory of a training run | {r['peak_rss_mb']:.0f} MB |"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the bench runs")
+    parser.add_argument("--best", action="store_true", help="also train the best-accuracy preset")
+    parser.add_argument("--device", choices=["cpu", "cuda"], action="append",
+                        help="default: cpu, and cuda when present")
+    args = parser.parse_args(argv)
+    devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    results = [run(device, args.quick, args.best) for device in devices]
+    for r in results:
+        print(table(r), end="\n\n")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
