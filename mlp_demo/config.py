@@ -34,7 +34,7 @@ def _hp(default, help, *, low=None, high=None, choices=None, log=False):
 class TrainConfig:
     # Model
     hidden: tuple[int, ...] = _hp(
-        (512, 256), "Neurons in each hidden layer; an empty list gives a linear model.",
+        (512,), "Neurons in each hidden layer; an empty list gives a linear model.",
         low=1, high=MAX_WIDTH)
     activation: str = _hp("relu", "Nonlinearity after each hidden layer.", choices=ACTIVATIONS)
     dropout: float = _hp(0.0, "Probability of zeroing a hidden unit while training.",
@@ -45,14 +45,14 @@ class TrainConfig:
                         low=0, high=30000)
     # Optimization
     optimizer: str = _hp("adam", "Update rule.", choices=OPTIMIZERS)
-    lr: float = _hp(1e-3, "Learning rate (the peak rate for one-cycle).",
+    lr: float = _hp(3e-3, "Learning rate (the peak rate for one-cycle).",
                     low=1e-6, high=10.0, log=True)
     momentum: float = _hp(0.9, "Momentum for SGD and RMSprop.", low=0.0, high=0.999)
     nesterov: bool = _hp(False, "Nesterov momentum (SGD only).")
     weight_decay: float = _hp(0.0, "L2 penalty (decoupled for AdamW).", low=0.0, high=0.1)
-    batch_size: int = _hp(128, "Images per gradient step.", low=1, high=8192)
-    epochs: int = _hp(10, "Passes over the training images.", low=1, high=200)
-    scheduler: str = _hp("none", "How the learning rate changes during training.",
+    batch_size: int = _hp(256, "Images per gradient step.", low=1, high=8192)
+    epochs: int = _hp(5, "Passes over the training images.", low=1, high=200)
+    scheduler: str = _hp("cosine", "How the learning rate changes during training.",
                          choices=SCHEDULERS)
     label_smoothing: float = _hp(0.0, "Spread this much target probability over all classes.",
                                  low=0.0, high=0.5)
@@ -129,10 +129,12 @@ def _is_number(v) -> bool:
 
 
 # Named starting points offered by the app and the benchmark (measured figures in README).
+# The default is the lecture's network, h = relu(W1 x + b1), y = W2 h + b2, tuned to pass 98%
+# test accuracy in its third epoch; "fast" gets there in two, "best" goes for 99%.
 PRESETS = {
     "default": TrainConfig(),
-    "fast": TrainConfig(hidden=(512,), batch_size=256, epochs=3, lr=3e-3, scheduler="onecycle",
-                        val_size=0),
+    "fast": TrainConfig(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, epochs=2,
+                        scheduler="onecycle", val_size=0),
     "best": TrainConfig(hidden=(1024, 256), dropout=0.2, augment=True, optimizer="adamw",
                                  lr=2e-3, weight_decay=0.01, batch_size=256, epochs=40,
                                  scheduler="onecycle", label_smoothing=0.1),

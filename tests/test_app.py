@@ -56,8 +56,9 @@ def wait_until_done(at, timeout=60):
 
 def test_page_renders_with_every_control_at_its_default(app):
     defaults = TrainConfig().to_dict()
-    assert widget(app, "layers").value == 2
-    assert (widget(app, "width_0").value, widget(app, "width_1").value) == (512, 256)
+    assert widget(app, "layers").value == len(defaults["hidden"])
+    for i, width in enumerate(defaults["hidden"]):
+        assert widget(app, f"width_{i}").value == width
     for name, value in defaults.items():
         if name != "hidden":
             assert widget(app, name).value == value, name
@@ -131,9 +132,11 @@ def test_bad_settings_show_an_error_and_disable_train(app):
 
 def test_presets_and_reset(app):
     app.sidebar.selectbox(key="preset").set_value("fast").run()
-    assert widget(app, "scheduler").value == "onecycle" and widget(app, "layers").value == 1
+    assert widget(app, "scheduler").value == "onecycle" and widget(app, "optimizer").value == "sgd"
+    app.sidebar.selectbox(key="preset").set_value("best").run()
+    assert widget(app, "layers").value == 2 and widget(app, "width_0").value == 1024
     next(b for b in app.sidebar.button if b.label == "Reset to defaults").click().run()
-    assert widget(app, "scheduler").value == "none" and widget(app, "layers").value == 2
+    assert widget(app, "scheduler").value == "cosine" and widget(app, "layers").value == 1
 
 
 def test_missing_data_is_a_message_and_drawing_still_works(app, monkeypatch, tmp_path):

@@ -26,7 +26,7 @@ def test_help_lists_every_option_with_its_default():
                  "--scheduler", "--label-smoothing", "--seed", "--device", "--out", "--json",
                  "--preset"):
         assert flag in out
-    assert "(default: 512 256" in out and "(default: 0.001" in out
+    assert "(default: 512;" in out and "(default: 0.003;" in out and "(default: cosine)" in out
 
 
 def test_train_evaluate_predict(tmp_path, tiny_root):
@@ -93,6 +93,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
 
 def test_diverging_run_exits_with_the_advice(tmp_path, tiny_root):
     run = cli("train", "--hidden", "32", "--optimizer", "sgd", "--lr", "10", "--momentum", "0.99",
+              "--scheduler", "none", "--batch-size", "32",
               "--epochs", "3", "--val-size", "100", "--out", tmp_path / "x.safetensors", root=tiny_root)
     assert run.returncode == 2 and "lower the learning rate" in run.stderr
     assert "Traceback" not in run.stderr

@@ -70,8 +70,8 @@ def test_stop_is_honoured_within_one_batch(tiny_data, small_config):
 
 
 def test_a_diverging_run_stops_with_a_message_and_keeps_good_weights(tiny_data, small_config):
-    trainer = Trainer(small_config.replace(optimizer="sgd", lr=10.0, momentum=0.99, epochs=3),
-                      tiny_data)
+    trainer = Trainer(small_config.replace(optimizer="sgd", lr=10.0, momentum=0.99, epochs=3,
+                                           scheduler="none"), tiny_data)
     errors = []
     trainer.on("error", errors.append)
     assert trainer.run() == "diverged"
