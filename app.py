@@ -296,7 +296,7 @@ def training_progress(job: TrainingJob, was_running: bool) -> None:
         cols = st.columns(4)
         cols[0].metric("Train accuracy", f"{last['train_acc']:.2%}")
         cols[1].metric("Validation accuracy",
-                       "n/a" if last["val_acc"] != last["val_acc"] else f"{last['val_acc']:.2%}")
+                       "n/a" if last["val_acc"] is None else f"{last['val_acc']:.2%}")
         cols[2].metric("Test accuracy", f"{last['test_acc']:.2%}")
         cols[3].metric("Time", f"{last['elapsed']:.1f}s")
     if history["loss"]:

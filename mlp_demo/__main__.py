@@ -89,10 +89,7 @@ def cmd_train(args) -> int:
     print(f"training {trainer.model.n_params():,} parameters on {trainer.device}: "
           f"{len(data.train_x):,} images, {trainer.total_steps:,} steps", file=sys.stderr)
     trainer.on("step", ProgressBar(trainer.total_steps))
-    trainer.on("epoch", lambda m: print(
-        f"\repoch {m['epoch']:>3}  train loss {m['train_loss']:.4f}  acc {m['train_acc']:.4f}  "
-        f"val acc {m['val_acc']:.4f}  test acc {m['test_acc']:.4f}  {m['epoch_seconds']:.1f}s",
-        file=sys.stderr))
+    trainer.on("epoch", print_epoch)
     status = trainer.run()
     if status == "diverged":
         raise UserError(trainer.message)
@@ -146,6 +143,12 @@ def cmd_predict(args) -> int:
             print(f"{path}: " + ("no digit found" if digit is None else
                                  f"{digit} ({probs[digit]:.1%})"))
     return 0
+
+
+def print_epoch(m: dict) -> None:
+    val = "n/a" if m["val_acc"] is None else f"{m['val_acc']:.4f}"
+    print(f"\repoch {m['epoch']:>3}  train loss {m['train_loss']:.4f}  acc {m['train_acc']:.4f}  "
+          f"val acc {val}  test acc {m['test_acc']:.4f}  {m['epoch_seconds']:.1f}s", file=sys.stderr)
 
 
 class ProgressBar:

@@ -60,10 +60,11 @@ def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             chunk: int = 5000) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of the model on uint8 images, in eval mode."""
+             chunk: int = 5000) -> tuple[float | None, float | None]:
+    """(mean cross-entropy, accuracy) of the model on uint8 images, in eval mode;
+    (None, None) for no images (no validation split), which JSON can carry and NaN cannot."""
     if len(images) == 0:
-        return math.nan, math.nan
+        return None, None
     was_training = model.training
     model.eval()
     loss, correct = 0.0, 0
@@ -96,6 +97,7 @@ class Trainer:
         self.callbacks = defaultdict(list)
         self.step = self.epoch = self.samples_seen = 0
         self.metrics: dict = {}  # the last epoch's numbers
+        self.good_weights: list[torch.Tensor] | None = None  # restored if the loss turns NaN
         self.train_seconds = 0.0
         self.status = "ready"  # -> running -> finished | stopped | diverged | failed
         self.message = ""
@@ -142,7 +144,6 @@ class Trainer:
         model.train()
         epoch_start, seen = time.perf_counter(), 0
         loss_sum, correct = 0.0, torch.zeros((), dtype=torch.long, device=self.device)
-        snapshot = None
         for idx in batch_indices(len(data.train_x), c.batch_size, self.generator, self.device):
             if self.stop_requested.is_set():
                 return False
@@ -157,12 +158,12 @@ class Trainer:
             loss = self.loss_fn(logits, labels)
             loss_value = loss.item()  # a CPU-GPU sync point, needed for the finiteness check
             if not math.isfinite(loss_value):
-                self.restore(snapshot)
+                self.restore_snapshot()
                 lr = self.optimizer.param_groups[0]["lr"]
                 raise Diverged(f"loss became {loss_value} at step {self.step + 1} (lr {lr:g}): "
                                "lower the learning rate")
             if self.step % SNAPSHOT_EVERY == 0:
-                snapshot = self.snapshot(snapshot)  # these weights just gave a finite loss
+                self.take_snapshot()  # these weights just gave a finite loss
             # 5. backward
             loss.backward()
             # 6. step
@@ -192,14 +193,14 @@ class Trainer:
                             elapsed=time.perf_counter() - start)
         self.emit("epoch", **self.metrics)
 
-    def snapshot(self, into: list[torch.Tensor] | None) -> list[torch.Tensor]:
+    def take_snapshot(self) -> None:
         params = [p.detach() for p in self.model.parameters()]
-        if into is None:
-            return [p.clone() for p in params]
-        torch._foreach_copy_(into, params)
-        return into
+        if self.good_weights is None:
+            self.good_weights = [p.clone() for p in params]
+        else:
+            torch._foreach_copy_(self.good_weights, params)
 
-    def restore(self, snapshot: list[torch.Tensor] | None) -> None:
-        if snapshot is not None:
+    def restore_snapshot(self) -> None:
+        if self.good_weights is not None:
             with torch.no_grad():
-                torch._foreach_copy_(list(self.model.parameters()), snapshot)
+                torch._foreach_copy_(list(self.model.parameters()), self.good_weights)

@@ -84,16 +84,16 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_good_weights(tiny_data, 
 
 
 def test_non_finite_weights_are_rolled_back_to_the_last_good_snapshot(tiny_data, small_config):
-    trainer = Trainer(small_config.replace(epochs=2), tiny_data)
+    trainer = Trainer(small_config.replace(epochs=3), tiny_data)
     first_layer = trainer.model[0].weight
 
-    def poison(m):
-        if m["step"] == 10:
+    def poison(m):  # in the second epoch (32 steps each), before a new snapshot is due
+        if m["step"] == 40:
             with torch.no_grad():
                 first_layer[0, 0] = float("inf")
     trainer.on("step", poison)
     assert trainer.run() == "diverged"
-    assert "at step 11" in trainer.message
+    assert "at step 41" in trainer.message
     assert torch.isfinite(first_layer).all()
 
 
@@ -108,3 +108,15 @@ def test_unavailable_device_is_a_clear_error():
 def test_invalid_config_is_refused_before_training(tiny_data):
     with pytest.raises(ConfigError):
         Trainer(TrainConfig(batch_size=0), tiny_data)
+
+
+def test_no_validation_split_gives_strict_json_metrics(tiny_data, small_config):
+    import json
+
+    from mlp_demo.data import split_mnist
+    trainer = Trainer(small_config.replace(val_size=0), split_mnist(
+        torch.cat([tiny_data.train_x, tiny_data.val_x]), torch.cat([tiny_data.train_y, tiny_data.val_y]),
+        tiny_data.test_x, tiny_data.test_y, val_size=0))
+    trainer.run()
+    assert trainer.metrics["val_acc"] is None and trainer.metrics["test_acc"] > 0.5
+    json.dumps(trainer.metrics, allow_nan=False)

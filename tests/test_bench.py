@@ -1,0 +1,21 @@
+"""The benchmark runs end to end on tiny settings (it asserts no timings: those go in README)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_bench_runs_and_reports_every_row(tiny_root):
+    env = {**os.environ, "MNIST_ROOT": str(tiny_root)}
+    run = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--device", "cpu"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "| ours, batch 64 |" in run.stdout and "roofline" in run.stdout
+    (result,) = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in ("baseline", "ours_bs64", "roofline", "time_to_98_default", "time_to_98_fast",
+                "predict_ms", "predict_ms_while_training", "peak_rss_mb"):
+        assert key in result
+    assert result["ours_bs64"]["samples_per_s"] > 0 and result["peak_rss_mb"] > 0
