@@ -20,7 +20,7 @@ from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta 
 st.set_page_config(page_title="Train an MLP on MNIST", page_icon="✏️", layout="wide")
 
 WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
-SHIPPED, LIVE = "Shipped model", "Live: the model being trained"
+SHIPPED, LIVE = "Shipped model", "Live: the model you train here"
 REFRESH_S = 1.0
 PRESET_LABELS = {"default": "Default", "fast": "Fast: 98% in seconds",
                  "best": "Best accuracy: 99% in minutes"}
@@ -247,7 +247,9 @@ def start_training(runs: SessionRuns) -> None:
         runs.job = job.start()
         st.session_state.model_choice = LIVE
         st.session_state.train_error = None
-    except (DataMissing, Busy, ValueError) as e:
+    except DataMissing as e:
+        st.session_state.train_error = f"{e} Drawing still works, with the shipped model."
+    except (Busy, ValueError) as e:
         st.session_state.train_error = str(e)
 
 
