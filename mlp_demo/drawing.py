@@ -21,6 +21,7 @@ INK_THRESHOLD = 0.25  # of full intensity, after scaling the darkest-to-brightes
 MIN_INK_FRACTION = 0.002  # less ink than this share of the canvas is "no digit"
 WORK_SIZE = 4 * BOX
 STROKE_WIDTH_IN_FIELD = 2.4  # typical MNIST stroke width, in pixels of the 28x28 field
+MAX_RADIUS = WORK_SIZE // 8  # the most a stroke is thickened or thinned, in working pixels
 
 
 def to_ink(image: np.ndarray) -> np.ndarray:
@@ -50,9 +51,10 @@ def preprocess(image: np.ndarray) -> np.ndarray | None:
     mask = ink > INK_THRESHOLD
     if mask.sum() < max(4, MIN_INK_FRACTION * ink.size):
         return None
-    # Work at 4x the final size: enough to measure and change strokes, and cheap.
+    # Work at 4x the final size: enough to measure and change strokes, and cheap. Shrinking
+    # dims a thin line, so the ink is rescaled to full intensity afterwards.
     crop = _resize(_crop_to_ink(ink), WORK_SIZE, only_shrink=True)
-    crop = _crop_to_ink(_normalise_stroke(crop, BOX / max(crop.shape)))
+    crop = _crop_to_ink(_normalise_stroke(crop / crop.max(), BOX / max(crop.shape)))
     small = _resize(crop, BOX)
     return _centre_by_mass(small / max(small.max(), 1e-6))
 
@@ -76,7 +78,8 @@ def _normalise_stroke(crop: np.ndarray, scale: float) -> np.ndarray:
     """Dilate or erode so the strokes end up about as wide as MNIST's after scaling."""
     width = stroke_width(crop > INK_THRESHOLD)
     target = STROKE_WIDTH_IN_FIELD / scale
-    radius = int(round((target - width) / 2))
+    # Bounded: a filled blob or a photo of noise has no strokes to speak of.
+    radius = int(np.clip(round((target - width) / 2), -MAX_RADIUS, MAX_RADIUS))
     if radius == 0:
         return crop
     pad = abs(radius)

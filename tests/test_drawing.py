@@ -122,3 +122,26 @@ def test_transformed_test_digits_are_still_recognised(real_raw, shipped, name, s
     correct = sum(int(predict_image(shipped, _on_canvas(test_x[i], scale, top, left, morph))[0]
                       .argmax()) == int(test_y[i]) for i in picked)
     assert correct / len(picked) >= 0.95, name
+
+
+def test_any_image_gives_a_field_or_no_digit_never_an_error():
+    """Noise, lines, blocks, dots and degenerate shapes: 28x28 in [0, 1], or None."""
+    rng = np.random.default_rng(0)
+    images = [np.zeros((1, 1), np.uint8), np.full((1, 1), 255, np.uint8),
+              np.eye(1500, dtype=np.uint8) * 255, np.full((3000, 5), 255, np.uint8)]
+    for _ in range(150):
+        h, w = rng.integers(1, 400, 2)
+        image = np.zeros((h, w), np.uint8)
+        kind = rng.integers(4)
+        if kind == 0:
+            image = rng.integers(0, 256, (h, w)).astype(np.uint8)
+        elif kind == 1:
+            image[rng.integers(h), :] = 255
+        elif kind == 2:
+            image[rng.integers(h):, rng.integers(w):] = 255
+        else:
+            image[rng.integers(h), rng.integers(w)] = 255
+        images.append(image)
+    for image in images:
+        field = preprocess(image)
+        assert field is None or (field.shape == (28, 28) and 0 <= field.min() and field.max() <= 1)
