@@ -75,8 +75,9 @@ def mnist(root: str):
     return load_mnist(root)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def load_checkpoint(path: str, mtime: float):
+    """A checkpoint's model, reloaded when its file changes."""
     return checkpoints.load(path)
 
 
@@ -363,8 +364,9 @@ def models_section(runs: SessionRuns) -> None:
         if infos:
             chosen = st.selectbox("Download", [i.name for i in infos])
             path = next(i.path for i in infos if i.name == chosen)
-            st.download_button("Download checkpoint", path.read_bytes(),
-                               file_name=path.name, mime="application/octet-stream")
+            st.download_button("Download checkpoint", path.read_bytes,  # read on click, not per rerun
+                               file_name=path.name, mime="application/octet-stream",
+                               on_click="ignore")
 
 
 # ---------------------------------------------------------------- page
