@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .model import MLP
 
 FORMAT = "mlp_demo/1"
-MAX_BYTES = 64 * 2**20  # the largest model the config allows is far smaller than real uploads
+MAX_BYTES = 512 * 2**20  # the largest model the config allows (6 x 4096 wide) is about 350 MB
 MAX_HEADER_BYTES = 2**20
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.safetensors"
