@@ -43,7 +43,7 @@ def training_figure(history: dict) -> go.Figure:
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(type="log", row=1, col=1, tickvals=LOSS_TICKS)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
-    fig.update_yaxes(tickformat=".0e", rangemode="tozero", row=1, col=3)
+    fig.update_yaxes(tickformat=".2~g", rangemode="tozero", row=1, col=3)
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), uirevision="training",
                       legend=dict(orientation="h", y=-0.25), template="plotly_white")
     return fig
