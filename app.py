@@ -180,10 +180,10 @@ def config_from_state() -> TrainConfig:
 
 # ---------------------------------------------------------------- drawing pad
 
-def model_choices(runs: SessionRuns) -> dict:
+def model_choices(runs: SessionRuns, infos: list) -> dict:
     """Label -> checkpoint path (or LIVE) for every model the pad can use."""
     choices = {}
-    for info in checkpoints.list_checkpoints():
+    for info in infos:
         acc = info.metrics.get("test_acc")
         label = SHIPPED if info.path == checkpoints.DEFAULT_CHECKPOINT else f"Saved: {info.name}"
         choices[label + (f" ({acc:.2%} test)" if acc else "")] = info.path
@@ -192,9 +192,9 @@ def model_choices(runs: SessionRuns) -> dict:
     return choices
 
 
-def model_picker_and_prediction(runs: SessionRuns) -> None:
+def model_picker_and_prediction(runs: SessionRuns, infos: list) -> None:
     with PAD:
-        choices = model_choices(runs)
+        choices = model_choices(runs, infos)
         st.selectbox("Model", list(choices), key="model_choice",
                      help="The shipped model, the one training right now, or one you saved.")
     with PREDICTION:
@@ -336,7 +336,7 @@ def add_upload() -> None:
         st.session_state.models_message = ("error", f"Not added: {e}")
 
 
-def models_section(runs: SessionRuns) -> None:
+def models_section(runs: SessionRuns, infos: list) -> None:
     st.subheader("Keep and share models")
     kind, text = st.session_state.pop("models_message", (None, None))
     if kind:
@@ -355,7 +355,6 @@ def models_section(runs: SessionRuns) -> None:
         st.file_uploader("Upload a checkpoint (.safetensors)", type=["safetensors"], key="upload",
                          on_change=add_upload)
     with share:
-        infos = checkpoints.list_checkpoints()
         st.dataframe([{"name": i.name, "test accuracy": i.metrics.get("test_acc"),
                        "hidden": " x ".join(map(str, i.config.hidden)) or "none",
                        "epochs": i.config.epochs, "train seconds": round(i.train_seconds, 1)}
@@ -382,11 +381,12 @@ def main() -> None:
     except ValueError as e:
         config_error = str(e)
 
-    model_picker_and_prediction(runs)
+    infos = checkpoints.list_checkpoints()  # after any save or upload callback has run
+    model_picker_and_prediction(runs, infos)
     st.divider()
     training_section(runs, config_error)
     st.divider()
-    models_section(runs)
+    models_section(runs, infos)
 
 
 main()
