@@ -210,11 +210,11 @@ def prediction_panel(runs: SessionRuns, choices: dict) -> None:
     if image is None:
         st.info("Draw a digit on the black pad: the prediction appears as you lift the mouse.")
         return
-    if source == LIVE:
-        probs, field = runs.job.predict(image) if runs.job else (None, None)
-        if probs is None and field is None and runs.job and runs.job.preview is None:
+    if source == LIVE:  # offered only once this session has a job
+        if runs.job.preview is None:
             st.info("The live model appears after its first training step.")
             return
+        probs, field = runs.job.predict(image)
     else:
         try:
             model, _ = load_checkpoint(str(source), source.stat().st_mtime)

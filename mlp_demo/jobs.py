@@ -170,11 +170,14 @@ class TrainingJob:
         if not force and now - self._last_preview < PREVIEW_EVERY_S:
             return
         self._last_preview = now
+        if self.preview is None:
+            preview = copy.deepcopy(self.trainer.model).cpu().eval()
+            with self.lock:
+                self.preview = preview
+            return
         weights = {k: v.detach().to("cpu", copy=True)
                    for k, v in self.trainer.model.state_dict().items()}
         with self.lock:
-            if self.preview is None:
-                self.preview = copy.deepcopy(self.trainer.model).cpu().eval()
             self.preview.load_state_dict(weights)
 
     def model(self) -> MLP | None:
