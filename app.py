@@ -137,36 +137,27 @@ def sidebar() -> None:
         for i in range(layers):
             st.session_state.setdefault(hp(f"width_{i}"), 128)
             st.select_slider(f"Neurons in layer {i + 1}", WIDTHS, key=hp(f"width_{i}"))
-        widget(st.selectbox, "activation", "Activation",
-                                      options=field_meta("activation")["choices"])
-        widget(st.slider, "dropout", "Dropout", min_value=0.0,
-                                   max_value=0.9, step=0.05)
+        widget(st.selectbox, "activation", "Activation", options=field_meta("activation")["choices"])
+        widget(st.slider, "dropout", "Dropout", min_value=0.0, max_value=0.9, step=0.05)
     with bar.expander("Data", expanded=True):
         widget(st.toggle, "augment", "Augmentation")
-        widget(st.number_input, "val_size", "Validation images",
-                                    min_value=0, max_value=30000, step=1000)
+        widget(st.number_input, "val_size", "Validation images", min_value=0, max_value=30000, step=1000)
     with bar.expander("Optimization", expanded=True):
-        widget(st.selectbox, "optimizer", "Optimizer",
-                                     options=field_meta("optimizer")["choices"])
-        widget(st.select_slider, "lr", "Learning rate (log scale)",
-                              options=LEARNING_RATES, format_func=lambda v: f"{v:g}")
-        widget(st.slider, "momentum", "Momentum", min_value=0.0,
-                                    max_value=0.99, step=0.01)
+        widget(st.selectbox, "optimizer", "Optimizer", options=field_meta("optimizer")["choices"])
+        widget(st.select_slider, "lr", "Learning rate (log scale)", options=LEARNING_RATES,
+               format_func=lambda v: f"{v:g}")
+        widget(st.slider, "momentum", "Momentum", min_value=0.0, max_value=0.99, step=0.01)
         widget(st.toggle, "nesterov", "Nesterov (SGD)")
         widget(st.select_slider, "weight_decay", "Weight decay",
-                                        options=[0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2, 0.1],
-                                        format_func=lambda v: f"{v:g}")
+               options=[0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2, 0.1], format_func=lambda v: f"{v:g}")
         widget(st.select_slider, "batch_size", "Batch size",
-                                      options=[1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
+               options=[1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
         widget(st.slider, "epochs", "Epochs", min_value=1, max_value=100)
-        widget(st.selectbox, "scheduler", "LR scheduler",
-                                     options=field_meta("scheduler")["choices"])
-        widget(st.slider, "label_smoothing", "Label smoothing",
-                                           min_value=0.0, max_value=0.5, step=0.05)
+        widget(st.selectbox, "scheduler", "LR scheduler", options=field_meta("scheduler")["choices"])
+        widget(st.slider, "label_smoothing", "Label smoothing", min_value=0.0, max_value=0.5, step=0.05)
         widget(st.number_input, "seed", "Seed", min_value=0, step=1)
     with bar.expander("Device", expanded=True):
-        widget(st.radio, "device", "Train on", options=DEVICE_CHOICES,
-                                  horizontal=True)
+        widget(st.radio, "device", "Train on", options=DEVICE_CHOICES, horizontal=True)
 
 
 def config_from_state() -> TrainConfig:

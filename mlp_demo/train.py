@@ -147,8 +147,9 @@ class Trainer:
         for idx in batch_indices(len(data.train_x), c.batch_size, self.generator, self.device):
             if self.stop_requested.is_set():
                 return False
-            # 1. fetch a batch: index the device-resident uint8 images, augment, normalise
-            images, labels = data.train_x[idx], data.train_y[idx]
+            # 1. fetch a batch: gather the device-resident uint8 images, augment, normalise.
+            # index_select copies whole rows; x[idx] goes element by element, 10x slower on CPU.
+            images, labels = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
             x = normalize(augment(images, self.generator) if c.augment else images)
             # 2. reset gradients
             self.optimizer.zero_grad(set_to_none=True)

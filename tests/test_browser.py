@@ -6,28 +6,17 @@ In CI (or with MLP_DEMO_BROWSER=1) a missing browser fails these tests instead o
 
 import math
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.browser import BLANK_PAD, CHROMIUM, FLAGS, body_has, draw, pad, serve_app
+
 from conftest import REPO
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +24,9 @@ def server(tmp_path_factory, tiny_root):
     root = os.environ.get("MNIST_ROOT")
     if not root or not (Path(root) / "MNIST" / "raw").exists():
         root = str(tiny_root)
-    port = free_port()
-    env = {**os.environ, "MNIST_ROOT": root,
-           "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved"))}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-                             str(port), "--server.address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with serve_app({"MNIST_ROOT": root,
+                    "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved"))}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +58,6 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def pad(page) -> dict:
-    """The drawing pad's box on screen (its canvas is re-created by Clear)."""
-    canvas = page.locator('[class*="st-key-canvas_"] canvas').last
-    canvas.wait_for(state="visible", timeout=30_000)
-    return canvas.bounding_box()
-
-
-def draw(page, points: list[tuple[float, float]]) -> None:
-    """One mouse stroke through points given in pad pixels (0..280)."""
-    box = pad(page)
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
-    page.mouse.up()
-
-
 def vertical_stroke():
     return [(140, 40 + i * 10) for i in range(21)]
 
@@ -118,15 +74,15 @@ def prediction(page) -> str:
 
 
 def test_drawn_one_and_zero_are_recognised(page):
-    page.get_by_text("Draw a digit on the black pad").wait_for(timeout=20_000)  # after torch loads
+    body_has(page, BLANK_PAD, 20_000)  # after torch loads
     draw(page, vertical_stroke())
     assert prediction(page) == "Prediction: 1"
     page.locator(".st-key-probabilities .js-plotly-plot").wait_for(timeout=10_000)
     shot(page, "drawn-1")
     page.get_by_role("button", name="Clear").click()
-    page.get_by_text("Draw a digit on the black pad").wait_for(timeout=10_000)
+    body_has(page, BLANK_PAD, 10_000)
     draw(page, circle())
-    page.wait_for_function("() => document.body.innerText.includes('Prediction: 0')", timeout=20_000)
+    body_has(page, "Prediction: 0", 20_000)
     shot(page, "drawn-0")
 
 
@@ -147,7 +103,7 @@ def test_training_streams_curves_and_the_pad_keeps_working(page):
     assert prediction(page).startswith("Prediction:")
     shot(page, "training")
     page.get_by_role("button", name="Stop", exact=True).click()
-    page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=10_000)
+    body_has(page, "stopped", 10_000)
     assert page.get_by_role("button", name="Train", exact=True).is_enabled()
     shot(page, "stopped")
 
@@ -156,7 +112,7 @@ def test_a_broken_upload_is_a_message(page, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x80\x04definitely not a checkpoint")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(broken))
-    page.wait_for_function("() => document.body.innerText.includes('Not added')", timeout=20_000)
+    body_has(page, "Not added", 20_000)
     assert "not a safetensors checkpoint" in page.inner_text("body")
 
 

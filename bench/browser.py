@@ -1,0 +1,173 @@
+"""What a user feels, measured in the running app: python -m bench.browser [--repeats N]
+
+Starts `streamlit run app.py` on a free port, opens it in Chromium (Playwright, the Debian
+browser at /usr/bin/chromium) and measures: how long until the drawing pad is usable, cold and
+warm; how long from lifting the mouse until the prediction shows, with no training and with a
+training run going in the same tab; the training speed the app reports meanwhile.
+Prints a Markdown table, then one JSON line. The real-browser tests drive the app with the same
+helpers (tests/test_browser.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+BLANK_PAD = "Draw a digit on the black pad"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(env: dict):
+    """`streamlit run app.py` on a free local port, until the block ends; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+                             str(port), "--server.address", "127.0.0.1"], cwd=REPO,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not start")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def pad(page) -> dict:
+    """The drawing pad's box on screen (its canvas is re-created by Clear)."""
+    canvas = page.locator('[class*="st-key-canvas_"] canvas').last
+    canvas.wait_for(state="visible", timeout=30_000)
+    return canvas.bounding_box()
+
+
+def draw(page, points: list[tuple[float, float]]) -> None:
+    """One mouse stroke through points given in pad pixels (0..280)."""
+    box = pad(page)
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+    page.mouse.up()
+
+
+def seven() -> list[tuple[float, float]]:
+    return ([(60 + 16 * i, 50) for i in range(11)]
+            + [(220 - 10 * i, 50 + 20 * i) for i in range(1, 11)])
+
+
+def body_has(page, text: str, timeout_ms: float) -> None:
+    page.wait_for_function(f"() => document.body.innerText.includes({json.dumps(text)})",
+                           timeout=timeout_ms)
+
+
+def seconds_to_prediction(page) -> float:
+    """Clear the pad, draw a 7, and time from lifting the mouse until a prediction shows."""
+    page.get_by_role("button", name="Clear", exact=True).click()
+    body_has(page, BLANK_PAD, 20_000)
+    draw(page, seven())
+    start = time.perf_counter()
+    body_has(page, "Prediction:", 20_000)
+    return time.perf_counter() - start
+
+
+def seconds_to_usable(browser, url: str) -> float:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    start = time.perf_counter()
+    page.goto(url)
+    pad(page)
+    seconds = time.perf_counter() - start
+    page.close()
+    return seconds
+
+
+def samples_per_s(page) -> float:
+    """The training speed the progress line shows ("... · 12,345 samples/s · ...")."""
+    found = re.search(r"([\d,]+) samples/s", page.inner_text("body"))
+    return float(found.group(1).replace(",", "")) if found else 0.0
+
+
+def measure(url: str, repeats: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        r = {"usable_cold_s": seconds_to_usable(browser, url),
+             "usable_warm_s": statistics.median(seconds_to_usable(browser, url) for _ in range(3))}
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        body_has(page, BLANK_PAD, 30_000)  # torch and the shipped model are loaded
+        r["prediction_idle_s"] = [seconds_to_prediction(page) for _ in range(repeats)]
+        # The best-accuracy preset: the heaviest run the app offers, and long enough to
+        # still be going after the timed predictions.
+        page.locator("[data-testid=stSelectbox] input").first.click()
+        page.get_by_role("option", name="Best accuracy").click()
+        body_has(page, "Augmentation", 10_000)
+        page.get_by_role("button", name="Train", exact=True).click()
+        body_has(page, "samples/s", 60_000)
+        r["prediction_training_s"], speeds = [], []
+        for _ in range(repeats):
+            r["prediction_training_s"].append(seconds_to_prediction(page))
+            speeds.append(samples_per_s(page))
+        r["app_samples_per_s"] = speeds
+        r["still_training"] = page.get_by_role("button", name="Stop", exact=True).is_enabled()
+        page.get_by_role("button", name="Stop", exact=True).click()
+        browser.close()
+    return r
+
+
+def table(r: dict) -> str:
+    def spread(values):
+        return f"median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+    return "\n".join([
+        "| in the browser | measured |", "|---|---|",
+        f"| drawing pad usable after opening the page | cold {r['usable_cold_s']:.2f} s, "
+        f"warm {r['usable_warm_s']:.2f} s |",
+        f"| mouse lifted -> prediction shown, no training | {spread(r['prediction_idle_s'])} |",
+        f"| the same with a training run going | {spread(r['prediction_training_s'])} |",
+        f"| training speed the app showed meanwhile | {min(r['app_samples_per_s']):,.0f}-"
+        f"{max(r['app_samples_per_s']):,.0f} samples/s |"])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="predictions timed in each state")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as saved:
+        with serve_app({"MLP_DEMO_CHECKPOINTS": saved}) as url:
+            r = measure(url, args.repeats)
+    print(table(r), end="\n\n")
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
