@@ -222,7 +222,7 @@ def prediction_panel(runs: SessionRuns, choices: dict) -> None:
     chart, seen = st.columns([3, 1])
     chart.plotly_chart(probability_figure(probs), key="probabilities",
                        config={"displayModeBar": False})
-    seen.image(pixels(field, 5), caption="28x28 input", clamp=True)
+    seen.image(pixels(field, 5), caption="28x28 input", clamp=True, output_format="PNG")  # crisp pixels
 
 
 # ---------------------------------------------------------------- training
