@@ -5,7 +5,7 @@ against a baseline measured in the same run:
   1. baseline: the canonical PyTorch loop (torchvision ToTensor + Normalize, DataLoader(64,
      shuffle=True), Adam 1e-3) for 784-512-10;
   2. ours: the project's Trainer, same model, at batch 64 and at the app's default batch size
-     (the fastest of three epochs);
+     (the fastest epoch of three rounds, taking turns with the roofline's timings);
   3. roofline: float32 matmul throughput at the training shapes, hence the shortest epoch,
      and the same matmuls run back to back over the real batches with nothing else;
   4. time to 98.0% test accuracy, for the app's default configuration and the fast preset
