@@ -136,6 +136,6 @@ PRESETS = {
     "fast": TrainConfig(hidden=(256,), optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
                         label_smoothing=0.1, epochs=2, scheduler="onecycle", val_size=0),
     "best": TrainConfig(hidden=(1024, 256), dropout=0.2, augment=True, optimizer="adamw",
-                                 lr=2e-3, weight_decay=0.01, batch_size=256, epochs=40,
-                                 scheduler="onecycle", label_smoothing=0.1),
+                        lr=2e-3, weight_decay=0.01, batch_size=256, epochs=40,
+                        scheduler="onecycle", label_smoothing=0.1),
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import BLANK_PAD, CHROMIUM, FLAGS, body_has, draw, pad, serve_app
+from bench.browser import BLANK_PAD, CHROMIUM, FLAGS, body_has, draw, new_page, pad, serve_app
 
 from conftest import REPO
 
@@ -46,7 +46,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = new_page(browser)
     page.goto(server)
     pad(page)  # the page is usable once the drawing pad is there
     yield page

@@ -13,6 +13,8 @@ from mlp_demo.drawing import predict_image
 from mlp_demo.jobs import TrainingJob
 from mlp_demo.train import Trainer, evaluate, resolve_device
 
+from test_drawing import drawn
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
@@ -51,7 +53,7 @@ def test_every_optimizer_and_augmentation_train_on_cuda(tiny_data, small_config,
     lr = {"sgd": 0.05, "rmsprop": 1e-3}.get(optimizer, 3e-3)  # as in test_train.py
     config = small_config.replace(device="cuda", optimizer=optimizer, lr=lr, augment=True,
                                   dropout=0.2, scheduler="onecycle", epochs=2)
-    trainer, losses = step_losses(config, tiny_data)
+    _, losses = step_losses(config, tiny_data)
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 
@@ -71,10 +73,8 @@ def test_cuda_model_saves_loads_and_predicts_on_cpu(tiny_data, small_config, tmp
     assert next(model.parameters()).device.type == "cpu"
     _, accuracy = evaluate(model, tiny_data.test_x, tiny_data.test_y)
     assert accuracy == pytest.approx(trainer.metrics["test_acc"], abs=0.01)
-    image = np.zeros((280, 280, 4), dtype=np.uint8)
-    image[60:220, 130:150] = 255
-    gpu_probs, _ = predict_image(trainer.model, image)
-    cpu_probs, _ = predict_image(model, image)
+    gpu_probs, _ = predict_image(trainer.model, drawn("1"))
+    cpu_probs, _ = predict_image(model, drawn("1"))
     np.testing.assert_allclose(gpu_probs, cpu_probs, atol=1e-4)
 
 
@@ -85,7 +85,5 @@ def test_job_trains_on_cuda_and_previews_on_cpu(tiny_data, small_config):
     assert snap["status"] == "finished", snap["message"]
     assert len(snap["epochs"]) == 2
     assert next(job.model().parameters()).device.type == "cpu"
-    image = np.zeros((280, 280, 4), dtype=np.uint8)
-    image[60:220, 130:150] = 255
-    probs, _ = job.predict(image)
+    probs, _ = job.predict(drawn("1"))
     assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-5
