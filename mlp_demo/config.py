@@ -62,7 +62,8 @@ class TrainConfig:
                       choices=DEVICES)
 
     def __post_init__(self):
-        self.hidden = tuple(self.hidden)
+        if isinstance(self.hidden, list):  # JSON and argparse give lists
+            self.hidden = tuple(self.hidden)
 
     def validate(self) -> TrainConfig:
         """Return self, or raise ConfigError listing every value out of range."""
@@ -75,6 +76,11 @@ class TrainConfig:
             raise ConfigError("; ".join(problems))
         return self
 
+    def n_params(self) -> int:
+        """Weights and biases of the MLP these settings build, counted without building it."""
+        widths = (784, *self.hidden, 10)
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
@@ -83,6 +89,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         """Build and validate a config; unknown keys are an error, missing keys take defaults."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"settings must be a JSON object, not {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -96,6 +104,10 @@ class TrainConfig:
 def field_meta(name: str) -> dict:
     """Help text and range of one hyperparameter, for the CLI and the sidebar."""
     return TrainConfig.__dataclass_fields__[name].metadata
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
 def _check(name, value, default, meta) -> list[str]:

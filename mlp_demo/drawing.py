@@ -8,6 +8,11 @@ before shrinking, or a thin pen turns into faint grey dust and a fat one into a 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import struct
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +27,48 @@ MIN_INK_FRACTION = 0.002  # less ink than this share of the canvas is "no digit"
 WORK_SIZE = 4 * BOX
 STROKE_WIDTH_IN_FIELD = 2.4  # typical MNIST stroke width, in pixels of the 28x28 field
 MAX_RADIUS = WORK_SIZE // 8  # the most a stroke is thickened or thinned, in working pixels
+# The pad is 280x280 CSS pixels; a browser sends it at up to 3x its device pixel ratio.
+MAX_DRAWING_SIDE = 3 * 280
+# A PNG can't be bigger than its raw RGBA pixels plus chunk overhead; deflate only shrinks.
+MAX_DRAWING_BYTES = MAX_DRAWING_SIDE**2 * 4 + MAX_DRAWING_SIDE + 64 * 2**10
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class DrawingRefused(ValueError):
+    """The browser sent something that is not a drawing of the pad's size."""
+
+
+def read_drawing(data_url: str | None) -> np.ndarray | None:
+    """The pad's PNG data URL -> an RGBA array, decoding nothing oversized: the length of the
+    text and the width and height the PNG declares are checked before any pixel is decoded
+    (a forged 12000x12000 PNG is 728 KB on the wire and 576 MB decoded). None for no drawing."""
+    if data_url is None:
+        return None
+    prefix = "data:image/png;base64,"
+    if not isinstance(data_url, str) or not data_url.startswith(prefix):
+        raise DrawingRefused("the drawing is not a PNG image")
+    encoded = data_url[len(prefix):]
+    if len(encoded) > MAX_DRAWING_BYTES * 4 // 3 + 4:
+        raise DrawingRefused("the drawing is larger than the pad can make")
+    try:
+        head = base64.b64decode(encoded[:32], validate=True)  # signature and IHDR: 24 bytes
+    except (binascii.Error, ValueError):
+        raise DrawingRefused("the drawing is not valid base64") from None
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise DrawingRefused("the drawing is not a PNG image")
+    width, height = struct.unpack(">II", head[16:24])
+    if not (1 <= width <= MAX_DRAWING_SIDE and 1 <= height <= MAX_DRAWING_SIDE):
+        raise DrawingRefused(f"the drawing is {width}x{height} pixels; the pad makes at most "
+                             f"{MAX_DRAWING_SIDE}x{MAX_DRAWING_SIDE}")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(encoded, validate=True)), formats=["PNG"]) as im:
+            if im.size != (width, height):
+                raise DrawingRefused("the drawing's size is inconsistent")
+            return np.asarray(im.convert("RGBA"))
+    except (OSError, ValueError, binascii.Error, Image.DecompressionBombError) as e:
+        if isinstance(e, DrawingRefused):
+            raise
+        raise DrawingRefused("the drawing could not be decoded") from None
 
 
 def to_ink(image: np.ndarray) -> np.ndarray:

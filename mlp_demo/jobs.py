@@ -2,13 +2,16 @@
 
 The thread only writes plain numbers into the history; a UI polls snapshot() from its own
 thread (Streamlit: a fragment with run_every), so no UI call ever happens off the UI thread.
-A process-wide limit caps how many jobs train at once, so one busy server stays responsive.
+When the run ends, everything but the CPU weights and the history is released. Which jobs
+may run at once is the RunQueue's business (limits.py), not the job's.
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import ctypes
+import ctypes.util
+import gc
 import threading
 import time
 from collections.abc import Callable
@@ -22,35 +25,11 @@ from .drawing import predict_image
 from .model import MLP
 from .train import Trainer
 
-MAX_CONCURRENT_JOBS = int(os.environ.get("MLP_DEMO_MAX_JOBS", "2"))
 MAX_STEP_POINTS = 600  # per-step curves are averaged down to at most this many points
 PREVIEW_EVERY_S = 0.5  # how often the weights behind live predictions are refreshed
-
-
-class Busy(RuntimeError):
-    """Too many runs are training at once on this server."""
-
-
-class _Slots:
-    """Counts running jobs across the whole process (every browser session)."""
-
-    def __init__(self):
-        self.lock, self.running = threading.Lock(), 0
-
-    def acquire(self, limit: int) -> int:
-        with self.lock:
-            if self.running >= limit:
-                raise Busy(f"{self.running} runs are training on this server right now, the most "
-                           "it allows; try again when one finishes")
-            self.running += 1
-            return self.running
-
-    def release(self) -> None:
-        with self.lock:
-            self.running -= 1
-
-
-SLOTS = _Slots()
+# For a queued run's estimated duration: about 6 FLOP per parameter per image (forward and
+# backward), at the ~100 GFLOP/s an epoch really reaches on a 2-core CPU (README).
+ESTIMATED_FLOP_PER_S = 1e11
 
 
 class StepCurve:
@@ -75,36 +54,48 @@ class StepCurve:
 
 
 class TrainingJob:
-    """One training run. start() returns at once; stop() ends it before the next batch."""
+    """One training run. start() returns at once; stop() ends it before the next batch.
 
-    def __init__(self, config: TrainConfig, load_data: Callable[[], MnistSplits]):
+    status: queued -> starting -> running -> finished | stopped | diverged | failed
+    (or queued -> cancelled). max_seconds, if given, stops the run after that much training.
+    """
+
+    def __init__(self, config: TrainConfig, load_data: Callable[[], MnistSplits],
+                 visitor: str = "", max_seconds: float | None = None, n_train: int = 55_000):
         self.config = config.validate()
         self.load_data = load_data
+        self.visitor, self.max_seconds, self.n_train = visitor, max_seconds, n_train
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.trainer: Trainer | None = None
         self.stop_requested = threading.Event()
         # Everything below is written by the training thread under self.lock.
-        self.status, self.message = "starting", ""
+        self.status, self.message = "queued", ""
         self.loss, self.lr = StepCurve(), StepCurve()
         self.epochs: list[dict] = []
         self.progress = {"epoch": 0, "step": 0, "total_steps": 0, "samples_per_s": 0.0,
                          "elapsed": 0.0}
-        self.preview: MLP | None = None  # a copy of the weights, safe to predict with
+        self.preview: MLP | None = None  # a CPU copy of the weights, safe to predict with
         self._last_preview = 0.0
 
-    def start(self, limit: int = MAX_CONCURRENT_JOBS) -> TrainingJob:
-        running = SLOTS.acquire(limit)
-        threads = max(1, (os.cpu_count() or 1) // running)
-        self.thread = threading.Thread(target=self._run, args=(threads,), daemon=True,
+    def start(self, on_done: Callable[[TrainingJob], None] | None = None) -> TrainingJob:
+        with self.lock:
+            self.status = "starting"
+        self.thread = threading.Thread(target=self._run, args=(on_done,), daemon=True,
                                        name="mlp_demo-training")
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.stop_requested.set()
-        if self.trainer:
-            self.trainer.stop()
+        trainer = self.trainer
+        if trainer:
+            trainer.stop()
+
+    def cancel(self, reason: str) -> None:
+        """The queue dropped this job before it started."""
+        with self.lock:
+            self.status, self.message = "cancelled", reason
 
     def join(self, timeout: float | None = None) -> None:
         if self.thread:
@@ -113,6 +104,22 @@ class TrainingJob:
     @property
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def active(self) -> bool:
+        """Queued or training: the tab's one run slot is taken."""
+        return self.running or (self.thread is None and self.status == "queued")
+
+    def eta_seconds(self) -> float:
+        """Seconds this run still needs: from its rate once running, else from its size."""
+        with self.lock:
+            p = dict(self.progress)
+        limit = self.max_seconds or float("inf")
+        if p["step"] and p["elapsed"]:
+            remaining = (p["total_steps"] - p["step"]) * p["elapsed"] / p["step"]
+            return max(0.0, min(remaining, limit - p["elapsed"]))
+        flop = 6 * self.config.n_params() * self.n_train * self.config.epochs
+        return min(flop / ESTIMATED_FLOP_PER_S, limit)
 
     def snapshot(self) -> dict:
         """A consistent copy of the history, made of plain lists and numbers."""
@@ -130,11 +137,9 @@ class TrainingJob:
                 return None, None
             return predict_image(self.preview, image)
 
-    def _run(self, threads: int) -> None:
-        torch.set_num_threads(threads)  # per thread: the UI thread keeps its own count
+    def _run(self, on_done) -> None:
         try:
-            data = self.load_data()
-            trainer = Trainer(self.config, data)
+            trainer = Trainer(self.config, self.load_data())
             with self.lock:
                 self.trainer = trainer
                 self.progress["total_steps"] = trainer.total_steps
@@ -145,12 +150,25 @@ class TrainingJob:
             trainer.run()
             self._refresh_preview(force=True)
             with self.lock:
-                self.status, self.message = trainer.status, trainer.message
+                self.status, self.message = trainer.status, self.message or trainer.message
         except Exception as e:  # shown in the UI; the server and other sessions go on
             with self.lock:
                 self.status, self.message = "failed", str(e)
         finally:
-            SLOTS.release()
+            self._release()
+            if on_done:
+                on_done(self)
+
+    def _release(self) -> None:
+        """Keep only what the page needs (the CPU weights and the history): the trainer, its
+        optimizer state, weight snapshot and device copy of the data go."""
+        with self.lock:
+            self.trainer = None
+        self.load_data = None
+        gc.collect()  # the trainer and its callbacks form reference cycles
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        _return_freed_memory()
 
     def _on_step(self, m: dict) -> None:
         with self.lock:
@@ -159,6 +177,11 @@ class TrainingJob:
             self.lr.add(m["step"], m["lr"])
             self.progress.update(epoch=m["epoch"], step=m["step"],
                                  samples_per_s=m["samples_per_s"], elapsed=m["elapsed"])
+        if self.max_seconds and m["elapsed"] > self.max_seconds:
+            with self.lock:
+                self.message = (f"stopped at the server's limit of {self.max_seconds:g} s per run "
+                                "(MLP_DEMO_MAX_RUN_SECONDS); the weights trained so far are kept")
+            self.trainer.stop()
         self._refresh_preview()
 
     def _on_epoch(self, m: dict) -> None:
@@ -170,13 +193,14 @@ class TrainingJob:
         if not force and now - self._last_preview < PREVIEW_EVERY_S:
             return
         self._last_preview = now
+        weights = {k: v.detach().to("cpu", copy=True)
+                   for k, v in self.trainer.model.state_dict().items()}
         if self.preview is None:
-            preview = copy.deepcopy(self.trainer.model).cpu().eval()
+            preview = MLP(self.config).eval()
+            preview.load_state_dict(weights)
             with self.lock:
                 self.preview = preview
             return
-        weights = {k: v.detach().to("cpu", copy=True)
-                   for k, v in self.trainer.model.state_dict().items()}
         with self.lock:
             self.preview.load_state_dict(weights)
 
@@ -184,3 +208,12 @@ class TrainingJob:
         """The trained weights (a copy), for saving."""
         with self.lock:
             return copy.deepcopy(self.preview) if self.preview is not None else None
+
+
+def _return_freed_memory() -> None:
+    """Ask glibc to hand freed heap pages back to the OS, so the server's RSS falls after a run."""
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc
+        pass

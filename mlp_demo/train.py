@@ -85,14 +85,17 @@ class Trainer:
         self.config = config.validate()
         self.device = resolve_device(config.device)
         self.data = data.to(self.device)
-        torch.manual_seed(config.seed)
+        # Every random draw of this run comes from its own generators, seeded from the config:
+        # torch's global generator is shared by every run in the process.
         self.model = (model or MLP(config)).to(self.device)
+        self.generator = torch.Generator().manual_seed(config.seed)  # shuffling, augmentation
+        self.dropout_generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.model.set_dropout_generator(self.dropout_generator)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.optimizer = make_optimizer(config, self.model.parameters(), self.device)
         self.steps_per_epoch = math.ceil(len(self.data.train_x) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.scheduler = make_scheduler(config, self.optimizer, self.total_steps)
-        self.generator = torch.Generator().manual_seed(config.seed)  # shuffling, augmentation
         self.stop_requested = threading.Event()
         self.callbacks = defaultdict(list)
         self.step = self.epoch = self.samples_seen = 0
@@ -116,17 +119,20 @@ class Trainer:
     def run(self) -> str:
         """Train for config.epochs; returns the final status. Never raises for a diverged run."""
         self.status, start = "running", time.perf_counter()
-        torch.manual_seed(self.config.seed)  # dropout draws from the global generator
         try:
             for epoch in range(1, self.config.epochs + 1):
                 self.epoch = epoch
                 if not self.train_one_epoch(start):
                     self.status = "stopped"
-                    self.emit("cancel", step=self.step, epoch=self.epoch)
-                    return self.status
+                    break
                 self.evaluate_epoch(start)
-            self.status = "finished"
-            self.emit("end", **self.metrics)
+            else:
+                self.status = "finished"
+            self.check_weights_finite()  # the last update may have made them NaN
+            if self.status == "stopped":
+                self.emit("cancel", step=self.step, epoch=self.epoch)
+            else:
+                self.emit("end", **self.metrics)
         except Diverged as e:
             self.status, self.message = "diverged", str(e)
             self.emit("error", message=self.message, step=self.step)
@@ -137,6 +143,14 @@ class Trainer:
         finally:
             self.train_seconds = time.perf_counter() - start
         return self.status
+
+    def check_weights_finite(self) -> None:
+        """Raise Diverged (after restoring the last good weights) if any weight is NaN or inf."""
+        if all(torch.isfinite(p).all() for p in self.model.parameters()):
+            return
+        self.restore_snapshot()
+        raise Diverged(f"the weights became NaN or infinite by step {self.step} "
+                       f"(lr {self.config.lr:g}): lower the learning rate")
 
     def train_one_epoch(self, start: float) -> bool:
         """One pass over the shuffled training set; False if a stop was requested."""

@@ -1,14 +1,15 @@
 """The Streamlit page under streamlit.testing.v1.AppTest (no browser; see test_browser.py)."""
 
+import sys
 import time
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mlp_demo.config import TrainConfig
-from mlp_demo.jobs import SLOTS
+from mlp_demo.config import TrainConfig, field_meta
 
-from conftest import REPO
+from helpers import REPO, drawn, hostile_files, png_data_url
 
 APP = str(REPO / "app.py")
 
@@ -17,13 +18,14 @@ APP = str(REPO / "app.py")
 def app(monkeypatch, tiny_root, tmp_path):
     monkeypatch.setenv("MNIST_ROOT", str(tiny_root))
     monkeypatch.setenv("MLP_DEMO_CHECKPOINTS", str(tmp_path))
+    st.cache_resource.clear()  # a fresh server: limits, queue and model store read the env anew
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception, at.exception
     yield at
     job = at.session_state["runs"].job if "runs" in at.session_state else None
     if job:
         job.stop()
-        job.join(10)
+        job.join(30)
 
 
 def widget(at, name):
@@ -34,6 +36,11 @@ def widget(at, name):
 
 def button(at, label):
     return next(b for b in at.button if b.label == label)
+
+
+def queue():
+    from mlp_demo.ui.server import run_queue
+    return run_queue()
 
 
 def set_tiny_run(at, epochs=1, batch_size=64):
@@ -48,9 +55,17 @@ def set_tiny_run(at, epochs=1, batch_size=64):
 
 def wait_until_done(at, timeout=60):
     end = time.monotonic() + timeout
-    while at.session_state["runs"].job.running:
+    while at.session_state["runs"].job.active:
         assert time.monotonic() < end
         time.sleep(0.1)
+    at.run()
+
+
+def draw_on_pad(at, monkeypatch, data_url):
+    """AppTest cannot draw: replace the canvas with one that returns the given PNG data URL."""
+    class Result:
+        _image_data_url = data_url
+    monkeypatch.setattr(sys.modules["mlp_demo.ui.pad"], "st_canvas", lambda **kwargs: Result())
     at.run()
 
 
@@ -67,6 +82,24 @@ def test_page_renders_with_every_control_at_its_default(app):
     assert not app.error
 
 
+def test_sidebar_ranges_come_from_the_config_narrowed_by_the_server(app):
+    for name in ("epochs", "momentum", "dropout", "label_smoothing"):
+        w, meta = widget(app, name), field_meta(name)
+        assert (w.min, w.max) == (meta["low"], meta["high"]), name
+    assert widget(app, "lr").options[0] == "1e-06" and widget(app, "lr").options[-1] == "10"
+    batch = [int(o) for o in widget(app, "batch_size").options]
+    assert batch[0] == 16 and batch[-1] == field_meta("batch_size")["high"]
+    assert "MLP_DEMO" not in widget(app, "epochs").help and "per run" in widget(app, "epochs").help
+
+
+def test_a_model_over_the_parameter_cap_cannot_be_trained(app):
+    widget(app, "layers").set_value(2).run()
+    widget(app, "width_0").set_value(4096)
+    widget(app, "width_1").set_value(4096).run()
+    assert any("MLP_DEMO_MAX_PARAMS" in e.value for e in app.error)
+    assert button(app, "Train").disabled
+
+
 def test_a_tiny_run_completes_and_shows_its_metrics(app):
     set_tiny_run(app)
     button(app, "Train").click().run()
@@ -76,28 +109,45 @@ def test_a_tiny_run_completes_and_shows_its_metrics(app):
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["Test accuracy"].rstrip("%")) > 80
     assert app.session_state["runs"].job.snapshot()["status"] == "finished"
-    assert SLOTS.running == 0
+    assert queue().counts() == (0, 0)
 
 
 def test_stop_ends_the_run(app):
-    set_tiny_run(app, epochs=100, batch_size=1)
+    set_tiny_run(app, epochs=200, batch_size=16)
     button(app, "Train").click().run()
     assert button(app, "Train").disabled and not button(app, "Stop").disabled
-    time.sleep(0.5)
-    started = time.monotonic()
     button(app, "Stop").click().run()
-    assert time.monotonic() - started < 5
     job = app.session_state["runs"].job
     assert not job.running and job.snapshot()["status"] == "stopped"
     assert button(app, "Train").disabled is False
 
 
 def test_train_twice_starts_one_run(app):
-    set_tiny_run(app, epochs=100, batch_size=1)
+    set_tiny_run(app, epochs=200, batch_size=16)
     button(app, "Train").click().run()
-    assert button(app, "Train").disabled and SLOTS.running == 1
+    first = app.session_state["runs"].job
+    again = button(app, "Train")
+    assert again.disabled
+    again.proto.disabled = False  # a forged click: a hostile client ignores the disabled state
+    again.click().run()
+    assert app.session_state["runs"].job is first and queue().counts() == (1, 0)
+
+
+def test_a_second_tab_queues_behind_full_slots(app, monkeypatch, tiny_root, tmp_path):
+    monkeypatch.setenv("MLP_DEMO_MAX_JOBS", "1")
+    st.cache_resource.clear()
     app.run()
-    assert button(app, "Train").disabled and SLOTS.running == 1
+    set_tiny_run(app, epochs=200, batch_size=16)
+    button(app, "Train").click().run()
+    other = AppTest.from_file(APP, default_timeout=60).run()
+    set_tiny_run(other)
+    button(other, "Train").click().run()
+    assert any("queued" in w.value for w in other.warning)
+    assert any("number 1 in line" in i.value for i in other.info)
+    assert queue().counts() == (1, 1)
+    button(app, "Stop").click().run()
+    wait_until_done(other)
+    assert other.session_state["runs"].job.snapshot()["status"] == "finished"
 
 
 def test_switching_the_model_source(app):
@@ -122,6 +172,19 @@ def test_save_lists_the_model_and_bad_names_are_refused(app, tmp_path):
     next(b for b in app.button if b.label == "Save").click().run()
     assert (tmp_path / "tiny-one.safetensors").exists()
     assert any("Saved: tiny-one" in c for c in app.selectbox(key="model_choice").options)
+    assert app.selectbox(key="delete_name").value == "tiny-one"  # only the saver may delete it
+    button(app, "Delete").click().run()
+    assert not (tmp_path / "tiny-one.safetensors").exists()
+
+
+def test_hostile_files_in_the_models_folder_do_not_break_the_page(app, tmp_path):
+    hostile_files(tmp_path)
+    fresh = AppTest.from_file(APP, default_timeout=60).run()
+    assert not fresh.exception and not fresh.error
+    options = fresh.selectbox(key="model_choice").options
+    assert any("Shipped" in o for o in options) and any("Saved: good (90.00% test)" in o for o in options)
+    assert any("3 file(s)" in c.value for c in fresh.caption)
+    assert button(fresh, "Train").disabled is False
 
 
 def test_bad_settings_show_an_error_and_disable_train(app):
@@ -145,3 +208,12 @@ def test_missing_data_is_a_message_and_drawing_still_works(app, monkeypatch, tmp
     assert not app.exception
     assert any("MNIST_ROOT" in e.value for e in app.error)
     assert "Shipped model" in app.selectbox(key="model_choice").value
+
+
+def test_a_drawing_is_predicted_and_an_oversized_one_refused_quietly(app, monkeypatch):
+    draw_on_pad(app, monkeypatch, png_data_url(drawn("1")))
+    assert any("Prediction: 1" in m.value for m in app.markdown)
+    from PIL import Image
+    draw_on_pad(app, monkeypatch, png_data_url(Image.new("L", (5000, 5000))))
+    assert not app.exception and not app.error
+    assert any("not read" in i.value and "5000x5000" in i.value for i in app.info)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_bench_runs_and_reports_every_row(tiny_root):

@@ -13,7 +13,7 @@ import pytest
 
 from bench.browser import BLANK_PAD, CHROMIUM, FLAGS, body_has, draw, new_page, pad, serve_app
 
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts"

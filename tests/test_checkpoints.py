@@ -81,8 +81,8 @@ def _tampered(path, tensors: dict, config=CONFIG):
 @pytest.mark.parametrize("change, message", [
     (lambda t: t.pop("0.weight"), "does not match its settings"),
     (lambda t: t.update({"extra": torch.zeros(1)}), "does not match its settings"),
-    (lambda t: t.update({"0.weight": torch.zeros(16, 100)}), r"expected float32 \(16, 784\)"),
-    (lambda t: t.update({"0.bias": torch.zeros(16, dtype=torch.float64)}), "is torch.float64"),
+    (lambda t: t.update({"0.weight": torch.zeros(16, 100)}), r"expected F32 \[16, 784\]"),
+    (lambda t: t.update({"0.bias": torch.zeros(16, dtype=torch.float64)}), "is \\('F64'"),
     (lambda t: t["2.weight"].__setitem__((0, 0), float("nan")), "NaN or infinite"),
 ])
 def test_keys_shapes_dtypes_and_finiteness_are_checked(tmp_path, change, message):
@@ -105,13 +105,6 @@ def test_foreign_or_unreadable_metadata_is_refused(tmp_path):
         checkpoints.load(tmp_path / "missing.safetensors")
 
 
-def test_listing_reads_metadata_and_skips_broken_files(tmp_path, saved):
-    _, path = saved
-    (tmp_path / "broken.safetensors").write_bytes(b"garbage")
-    infos = checkpoints.list_checkpoints(tmp_path)
-    assert [i.name for i in infos] == ["default", "m"] and infos[1].metrics["test_acc"] == 0.5
-
-
 @pytest.mark.parametrize("name", ["", "../evil", "a/b", "default", ".hidden", "x" * 41, "spa ce"])
 def test_unsafe_names_are_refused(name):
     with pytest.raises(CheckpointError, match="not a usable name"):
@@ -126,3 +119,83 @@ def test_shipped_model_is_small_and_loads():
     model, info = checkpoints.load(checkpoints.DEFAULT_CHECKPOINT)
     assert checkpoints.DEFAULT_CHECKPOINT.stat().st_size < 5 * 2**20
     assert info.config.augment and info.metrics["test_acc"] >= 0.98
+
+
+def crafted(path, metadata: dict, tensors=None):
+    """A checkpoint file with the given metadata (values are JSON-encoded unless strings)."""
+    meta = {"format": checkpoints.FORMAT, "config": json.dumps(CONFIG.to_dict())}
+    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    tensors = tensors if tensors is not None else MLP(CONFIG).state_dict()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("metrics", [[], {"test_acc": "x"}, {"test_acc": float("nan")},
+                                     {"test_acc": True}, {"evil": 1, "test_acc": 0.9}, "7"])
+def test_metrics_keep_only_known_keys_with_finite_numbers(tmp_path, metrics):
+    raw = json.dumps(metrics) if not isinstance(metrics, str) else metrics
+    path = crafted(tmp_path / "m.safetensors", {"metrics": raw})
+    info = checkpoints.read_info(path)
+    assert info.metrics in ({}, {"test_acc": 0.9})
+    assert checkpoints.load(path)[1].metrics == info.metrics
+
+
+def test_huge_metadata_is_refused_before_it_is_parsed(tmp_path):
+    path = crafted(tmp_path / "big.safetensors", {"padding": "x" * (2 * 2**20)})
+    with pytest.raises(CheckpointError, match="header"):
+        checkpoints.read_info(path)
+    with pytest.raises(CheckpointError, match="header"):
+        checkpoints.from_bytes(path.read_bytes())
+
+
+def test_a_header_claiming_a_huge_model_is_refused_without_building_it(tmp_path, monkeypatch):
+    """484 bytes that claim 6 x 4096 layers: checked against the header, nothing allocated."""
+    huge = TrainConfig(hidden=(4096,) * 6)
+    header = {"__metadata__": {"format": checkpoints.FORMAT, "config": json.dumps(huge.to_dict())},
+              "0.weight": {"dtype": "F32", "shape": [4096, 784], "data_offsets": [0, 16]}}
+    blob = json.dumps(header).encode()
+    data = len(blob).to_bytes(8, "little") + blob + bytes(16)
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model was built from an unchecked header")
+    monkeypatch.setattr(checkpoints, "MLP", never)
+    with pytest.raises(CheckpointError, match="parameters"):
+        checkpoints.from_bytes(data, "huge", max_params=4_000_000)
+    with pytest.raises(CheckpointError, match="does not match its settings"):
+        checkpoints.from_bytes(data, "huge")  # the CLI has no cap, but the header is still checked
+
+
+def test_tensor_bytes_must_tile_the_file(tmp_path):
+    path = crafted(tmp_path / "ok.safetensors", {})
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-4])
+    (tmp_path / "long.safetensors").write_bytes(data + b"1234")
+    for name in ("cut", "long"):
+        with pytest.raises(CheckpointError, match="truncated"):
+            checkpoints.read_info(tmp_path / f"{name}.safetensors")
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(tmp_path):
+    blob = b"[" * 50_000 + b"]" * 50_000
+    with pytest.raises(CheckpointError):
+        checkpoints.read_header(len(blob).to_bytes(8, "little") + blob)
+    path = crafted(tmp_path / "nested.safetensors", {"config": "[" * 30_000 + "]" * 30_000})
+    with pytest.raises(CheckpointError):
+        checkpoints.read_info(path)
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    model = MLP(CONFIG)
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN"):
+        checkpoints.save(tmp_path / "nan.safetensors", model, CONFIG, {}, 1.0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_without_replace_never_overwrites(tmp_path, saved):
+    _, path = saved
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        checkpoints.save(path, MLP(CONFIG.replace(seed=3)), CONFIG, {}, 1.0, replace=False)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]

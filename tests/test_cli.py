@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
-from test_drawing import drawn
+from helpers import REPO, drawn
 
 
 def cli(*args, root=None, cwd=REPO):

@@ -13,7 +13,7 @@ from mlp_demo.drawing import predict_image
 from mlp_demo.jobs import TrainingJob
 from mlp_demo.train import Trainer, evaluate, resolve_device
 
-from test_drawing import drawn
+from helpers import drawn
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

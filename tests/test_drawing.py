@@ -1,27 +1,25 @@
 """Preprocessing of drawn digits, checked against MNIST's own recipe and the shipped model."""
 
+import base64
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from mlp_demo import checkpoints
-from mlp_demo.drawing import predict_image, preprocess, stroke_width, to_ink
+from mlp_demo.drawing import (
+    MAX_DRAWING_BYTES,
+    DrawingRefused,
+    predict_image,
+    preprocess,
+    read_drawing,
+    stroke_width,
+    to_ink,
+)
 
-
-def drawn(shape: str, box=(90, 40, 190, 240), width=20, size=280) -> np.ndarray:
-    """A white-on-black greyscale canvas with a '1' (a line), '0' (an ellipse) or '7'."""
-    im = Image.new("L", (size, size), 0)
-    d = ImageDraw.Draw(im)
-    x0, y0, x1, y1 = box
-    if shape == "1":
-        d.line([((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)], fill=255, width=width)
-    elif shape == "0":
-        d.ellipse(box, outline=255, width=width)
-    elif shape == "7":
-        d.line([(x0, y0), (x1, y0), (x0 + (x1 - x0) * 0.35, y1)], fill=255, width=width, joint="curve")
-    return np.asarray(im)
+from helpers import drawn, png_data_url
 
 
 def ink_box(field: np.ndarray) -> tuple[int, int]:
@@ -145,3 +143,40 @@ def test_any_image_gives_a_field_or_no_digit_never_an_error():
     for image in images:
         field = preprocess(image)
         assert field is None or (field.shape == (28, 28) and 0 <= field.min() and field.max() <= 1)
+
+
+# ---- what the browser sends: the pad's PNG, bounded before it is decoded
+
+def test_the_pads_png_is_read_at_any_device_pixel_ratio():
+    for ratio in (1, 2, 3):
+        size = 280 * ratio
+        image = read_drawing(png_data_url(Image.fromarray(drawn("1", size=size)).convert("RGBA")))
+        assert image.shape == (size, size, 4)
+    assert read_drawing(None) is None
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(monkeypatch):
+    """12000x12000 of black compresses to a few hundred KB and would decode to 576 MB."""
+    bomb = png_data_url(Image.new("L", (12000, 12000)))
+    decoded = []
+    monkeypatch.setattr(Image, "open", lambda *a, **k: decoded.append(1))
+    with pytest.raises(DrawingRefused, match="12000x12000"):
+        read_drawing(bomb)
+    assert not decoded
+
+
+@pytest.mark.parametrize("data_url", [
+    "data:image/jpeg;base64,/9j/4AAQ", "javascript:alert(1)", 42, "data:image/png;base64,!!!!",
+    "data:image/png;base64," + base64.b64encode(b"GIF89a" + bytes(40)).decode(),
+    "data:image/png;base64," + "A" * (MAX_DRAWING_BYTES * 2),
+])
+def test_anything_but_a_pad_sized_png_is_refused(data_url):
+    with pytest.raises(DrawingRefused):
+        read_drawing(data_url)
+
+
+def test_a_png_whose_header_lies_about_its_size_is_refused():
+    real = base64.b64decode(png_data_url(Image.new("L", (100, 100)))[22:])
+    forged = real[:16] + (50).to_bytes(4, "big") + (50).to_bytes(4, "big") + real[24:]
+    with pytest.raises(DrawingRefused):
+        read_drawing("data:image/png;base64," + base64.b64encode(forged).decode())

@@ -97,12 +97,29 @@ def test_non_finite_weights_are_rolled_back_to_the_last_good_snapshot(tiny_data,
     assert torch.isfinite(first_layer).all()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_unavailable_device_is_a_clear_error():
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="device 'cuda' is not available"):
-            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="device 'cuda' is not available"):
+        resolve_device("cuda")
+
+
+def test_cpu_and_auto_always_resolve():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+
+
+def test_a_nan_from_the_last_update_is_not_finished(tiny_data, small_config):
+    """The loss of the last step is finite, but the update after it poisons the weights."""
+    trainer = Trainer(small_config, tiny_data)
+    first_layer = trainer.model[0].weight
+
+    def poison(m):
+        if m["step"] == trainer.total_steps:
+            with torch.no_grad():
+                first_layer[0, 0] = float("nan")
+    trainer.on("step", poison)
+    assert trainer.run() == "diverged" and "NaN" in trainer.message
+    assert torch.isfinite(first_layer).all()  # the last good weights are back
 
 
 def test_invalid_config_is_refused_before_training(tiny_data):

@@ -1,0 +1,133 @@
+"""The sidebar: every hyperparameter, its range taken from TrainConfig's metadata (the one
+source of truth) and narrowed by the server's limits; values live in session state."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta, field_names
+from mlp_demo.limits import Limits
+
+PRESET_LABELS = {"default": "Default", "fast": "Fast: 98% in seconds",
+                 "best": "Best accuracy: 99% in minutes"}
+WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+BATCH_SIZES = [2**k for k in range(14)]
+WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2, 0.1]
+
+
+def hp(name: str) -> str:
+    return f"hp_{name}"
+
+
+def within(name: str, options: list, low=None) -> list:
+    """The options inside a field's range (and above a server's lower limit)."""
+    meta = field_meta(name)
+    low = meta["low"] if low is None else max(low, meta["low"])
+    return [o for o in options if low <= o <= meta["high"]]
+
+
+def log_steps(name: str) -> list[float]:
+    """1, 2, 3, 5 x each power of ten across a log-scaled field's range."""
+    meta = field_meta(name)
+    exponents = range(math.floor(math.log10(meta["low"])), math.ceil(math.log10(meta["high"])) + 1)
+    return within(name, sorted({float(f"{m}e{e}") for e in exponents for m in (1, 2, 3, 5)}))
+
+
+def options(name: str, limits: Limits) -> list:
+    """The choices a select slider offers for a field on this server."""
+    return {"lr": lambda: log_steps("lr"),
+            "weight_decay": lambda: within("weight_decay", WEIGHT_DECAYS),
+            "batch_size": lambda: within("batch_size", BATCH_SIZES, limits.min_batch_size),
+            "width": lambda: within("hidden", WIDTHS)}[name]()
+
+
+def apply_config(config: TrainConfig) -> None:
+    """Put a config's values into the sidebar widgets (a preset, or Reset)."""
+    for name, value in config.to_dict().items():
+        if name == "hidden":
+            st.session_state[hp("layers")] = len(value)
+            for i, width in enumerate(value):
+                st.session_state[hp(f"width_{i}")] = width
+        else:
+            st.session_state[hp(name)] = value
+
+
+def on_preset() -> None:
+    apply_config(PRESETS[st.session_state.preset])
+
+
+def reset() -> None:
+    st.session_state.preset = "default"
+    apply_config(PRESETS["default"])
+
+
+def widget(kind, name: str, label: str, extra_help: str = "", **kwargs):
+    help_text = field_meta(name)["help"] + (f" {extra_help}" if extra_help else "")
+    return kind(label, key=hp(name), help=help_text, **kwargs)
+
+
+def slider(name: str, label: str, step, extra_help: str = "", **kwargs):
+    meta = field_meta(name)
+    return widget(st.slider, name, label, extra_help, min_value=meta["low"],
+                  max_value=meta["high"], step=step, **kwargs)
+
+
+def sidebar(limits: Limits, device_choices: list[str]) -> None:
+    """Every hyperparameter, grouped. The title was drawn in the first paint (app.py)."""
+    if hp("epochs") not in st.session_state:
+        apply_config(PRESETS["default"])
+    bar, server = st.sidebar, limits.help()
+    bar.selectbox("Preset", list(PRESETS), key="preset", on_change=on_preset,
+                  format_func=PRESET_LABELS.get, help="Starting points; change anything after.")
+    bar.button("Reset to defaults", on_click=reset)
+
+    with bar.expander("Model", expanded=True):
+        layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key=hp("layers"),
+                           help=f"How many hidden layers; 0 gives a linear classifier. {server}")
+        for i in range(layers):
+            st.session_state.setdefault(hp(f"width_{i}"), 128)
+            st.select_slider(f"Neurons in layer {i + 1}", options("width", limits),
+                             key=hp(f"width_{i}"), help=f"{field_meta('hidden')['help']} {server}")
+        widget(st.selectbox, "activation", "Activation", options=field_meta("activation")["choices"])
+        slider("dropout", "Dropout", 0.05)
+    with bar.expander("Data", expanded=True):
+        widget(st.toggle, "augment", "Augmentation")
+        meta = field_meta("val_size")
+        widget(st.number_input, "val_size", "Validation images", min_value=meta["low"],
+               max_value=meta["high"], step=1000)
+    with bar.expander("Optimization", expanded=True):
+        widget(st.selectbox, "optimizer", "Optimizer", options=field_meta("optimizer")["choices"])
+        widget(st.select_slider, "lr", "Learning rate (log scale)", options=options("lr", limits),
+               format_func=lambda v: f"{v:g}")
+        slider("momentum", "Momentum", 0.001, format="%.3f")
+        widget(st.toggle, "nesterov", "Nesterov (SGD)")
+        widget(st.select_slider, "weight_decay", "Weight decay",
+               options=options("weight_decay", limits), format_func=lambda v: f"{v:g}")
+        widget(st.select_slider, "batch_size", "Batch size", server,
+               options=options("batch_size", limits))
+        slider("epochs", "Epochs", 1, server)
+        widget(st.selectbox, "scheduler", "LR scheduler", options=field_meta("scheduler")["choices"])
+        slider("label_smoothing", "Label smoothing", 0.05)
+        meta = field_meta("seed")
+        widget(st.number_input, "seed", "Seed", min_value=meta["low"], max_value=meta["high"], step=1)
+    with bar.expander("Device", expanded=True):
+        widget(st.radio, "device", "Train on", options=device_choices, horizontal=True)
+
+
+def config_from_state() -> TrainConfig:
+    """The sidebar's values as a TrainConfig (not yet validated)."""
+    values = {name: st.session_state[hp(name)] for name in field_names() if name != "hidden"}
+    layers = st.session_state[hp("layers")]
+    values["hidden"] = tuple(st.session_state[hp(f"width_{i}")] for i in range(layers))
+    return TrainConfig(**values)
+
+
+def config_problems(limits: Limits) -> str | None:
+    """Why the sidebar's settings cannot be trained here, or None."""
+    try:
+        config = config_from_state().validate()
+    except ValueError as e:
+        return str(e)
+    return "; ".join(limits.problems(config)) or None

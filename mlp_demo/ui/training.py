@@ -1,0 +1,112 @@
+"""Train and Stop, the queue, and the live progress and curves of this tab's run."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mlp_demo.data import DataMissing, mnist_root, split_mnist
+from mlp_demo.jobs import TrainingJob
+from mlp_demo.limits import Busy
+from mlp_demo.plots import training_figure
+
+from . import server
+from .server import SessionRuns, show_message, user_action
+from .sidebar import config_from_state
+
+REFRESH_S = 1.0
+LIVE = "Live: the model you train here"
+
+
+@user_action("train_message")
+def start_training(runs: SessionRuns) -> None:
+    """Train's on_click: runs before the widgets are drawn, so it may set model_choice."""
+    limits, queue = server.limits(), server.run_queue()
+    if runs.job and runs.job.active:
+        raise ValueError("this tab already has a run: stop it first")
+    config = config_from_state().validate()
+    problems = limits.problems(config)
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        raw = server.mnist(mnist_root())
+    except DataMissing as e:
+        raise ValueError(f"{e} Drawing still works, with the shipped model.") from None
+    job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed),
+                      visitor=server.visitor(), max_seconds=limits.max_run_seconds,
+                      n_train=len(raw[0]) - config.val_size)
+    try:
+        place = queue.submit(job)
+    except Busy as e:
+        raise ValueError(str(e)) from None
+    runs.job = job
+    st.session_state.model_choice = LIVE
+    if place:
+        st.session_state.train_message = ("warning", f"All {limits.max_jobs} training slots are "
+                                          "busy: your run is queued and starts by itself.")
+
+
+def stop_training(job: TrainingJob) -> None:
+    if not server.run_queue().cancel(job):
+        job.stop()
+        job.join(timeout=5)  # a stop takes effect before the next batch: milliseconds
+
+
+def training_section(runs: SessionRuns, config_error: str | None) -> None:
+    st.subheader("Train")
+    job = runs.job
+    active = bool(job and job.active)
+    go, stop, _ = st.columns([1, 1, 4])
+    go.button("Train", type="primary", disabled=active or bool(config_error),
+              icon=":material/play_arrow:", on_click=start_training, args=(runs,))
+    stop.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_training,
+                args=(job,))
+    if config_error:
+        st.error(f"Invalid settings: {config_error}")
+    show_message("train_message")
+    if job:
+        st.fragment(run_every=REFRESH_S if active else None)(training_progress)(job, active)
+    else:
+        st.caption("Press Train to watch the loss fall and the accuracy climb, live.")
+    running, waiting = server.run_queue().counts()
+    st.caption(f"Runs training on this server: {running} of at most {server.limits().max_jobs}"
+               + (f", {waiting} waiting." if waiting else "."))
+
+
+def training_progress(job: TrainingJob, was_active: bool) -> None:
+    server.heartbeat()
+    history = job.snapshot()
+    p, status = history["progress"], history["status"]
+    if was_active and not job.active:
+        st.rerun()  # the run ended: redraw the whole page (buttons, model list)
+    if status == "queued":
+        queue = server.run_queue()
+        place, eta = queue.position(job), queue.estimated_start(job)
+        if place:
+            st.info(f"Queued: number {place} in line for a training slot; estimated start in "
+                    f"about {eta:.0f} s. It starts by itself; keep this tab open.")
+        return
+    if status == "cancelled":
+        st.caption(f"This run never started: {history['message']}.")
+        return
+    total = max(p["total_steps"], 1)
+    rate = p["step"] / p["elapsed"] if p["elapsed"] else 0
+    eta = f"{(total - p['step']) / rate:.0f}s left" if rate and status == "running" else status
+    st.progress(min(p["step"] / total, 1.0),
+                text=f"epoch {p['epoch']}/{history['config']['epochs']} · step {p['step']:,}/"
+                     f"{total:,} · {p['samples_per_s']:,.0f} samples/s · {eta}")
+    if status == "diverged":
+        st.error(f"{history['message']} (the weights from before it went wrong are kept)")
+    elif status == "failed":
+        st.error(f"Training failed: {history['message']}")
+    elif status == "stopped" and history["message"]:
+        st.warning(f"The run {history['message']}.")
+    if history["epochs"]:
+        last = history["epochs"][-1]
+        cols = st.columns(4)
+        cols[0].metric("Train accuracy", f"{last['train_acc']:.2%}")
+        cols[1].metric("Validation accuracy",
+                       "n/a" if last["val_acc"] is None else f"{last['val_acc']:.2%}")
+        cols[2].metric("Test accuracy", f"{last['test_acc']:.2%}")
+        cols[3].metric("Time", f"{last['elapsed']:.1f}s")
+    if history["loss"]:
+        st.plotly_chart(training_figure(history), key="curves", config={"displayModeBar": False})

@@ -1,0 +1,175 @@
+"""The shared models folder for anonymous visitors: ownership, quotas, eviction, broken files."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from mlp_demo import checkpoints
+from mlp_demo.config import TrainConfig
+from mlp_demo.limits import Limits
+from mlp_demo.model import MLP
+from mlp_demo.store import ModelStore, StoreError, upload_name
+
+from helpers import crafted, hostile_files
+
+CONFIG = TrainConfig(hidden=(16,))
+SIZE = len(checkpoints.to_bytes(MLP(CONFIG), CONFIG, {}, 1.0))
+
+
+def store_in(folder, present=("alice", "bob"), **limits):
+    return ModelStore(folder, Limits(**limits), is_present=lambda v: v in present)
+
+
+def save(store, name, visitor, seed=0):
+    config = CONFIG.replace(seed=seed)
+    return store.save(name, visitor, MLP(config), config, {"test_acc": 0.5}, 1.0)
+
+
+def names(store):
+    return [i.name for i in store.listing().models]
+
+
+def test_a_visitor_cannot_replace_or_delete_another_visitors_model(tmp_path):
+    store = store_in(tmp_path)
+    path = save(store, "mine", "alice")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="belongs to someone else"):
+        save(store, "mine", "bob", seed=1)
+    with pytest.raises(StoreError, match="not yours"):
+        store.delete("mine", "bob")
+    assert path.read_bytes() == before
+    save(store, "mine", "alice", seed=2)  # the owner may replace it
+    assert path.read_bytes() != before
+    store.delete("mine", "alice")
+    assert names(store) == ["default"]
+
+
+def test_the_shipped_model_is_immutable(tmp_path):
+    store = store_in(checkpoints.CHECKPOINT_DIR)
+    before = checkpoints.DEFAULT_CHECKPOINT.read_bytes()
+    for name in ("default", "DEFAULT"):
+        with pytest.raises(ValueError, match="not a usable name"):
+            save(store, name, "alice")
+    with pytest.raises(StoreError):
+        store.delete("default", "alice")
+    assert checkpoints.DEFAULT_CHECKPOINT.read_bytes() == before
+
+
+def test_models_written_before_a_restart_are_read_only(tmp_path):
+    save(store_in(tmp_path), "old", "alice")
+    store = store_in(tmp_path)  # a restarted server: nobody owns it now
+    with pytest.raises(StoreError):
+        save(store, "old", "alice")
+    assert "old" in names(store)
+
+
+def test_per_visitor_quota_on_files_and_bytes(tmp_path):
+    store = store_in(tmp_path, session_max_files=2)
+    save(store, "a1", "alice")
+    save(store, "a2", "alice")
+    with pytest.raises(StoreError, match="MLP_DEMO_SESSION_MAX_FILES"):
+        save(store, "a3", "alice")
+    save(store, "b1", "bob")  # others are not affected
+    save(store, "a2", "alice", seed=1)  # replacing one's own model needs no new room
+    tiny = store_in(tmp_path / "t", session_max_mb=1)
+    with pytest.raises(StoreError, match="MLP_DEMO_SESSION_MAX_MB"):
+        big = TrainConfig(hidden=(512,))
+        tiny.save("big", "alice", MLP(big), big, {}, 1.0)
+
+
+def test_a_full_store_evicts_the_oldest_models_of_visitors_who_left(tmp_path):
+    present = {"alice", "bob", "carol"}
+    store = store_in(tmp_path, present=present, store_max_files=3)
+    save(store, "old", "alice")
+    os.utime(tmp_path / "old.safetensors", (1, 1))
+    save(store, "newer", "alice")
+    save(store, "bobs", "bob")
+    with pytest.raises(StoreError, match="store is full"):
+        save(store, "carols", "carol")  # everyone is still here: nothing may go
+    present.discard("alice")
+    save(store, "carols", "carol")
+    assert sorted(names(store)) == ["bobs", "carols", "default", "newer"]
+
+
+def test_many_tabs_of_one_visitor_cannot_exceed_the_store(tmp_path):
+    store = store_in(tmp_path, present={f"tab{i}" for i in range(10)}, store_max_files=4,
+                     session_max_files=10)
+    saved = 0
+    for i in range(10):
+        try:
+            save(store, f"m{i}", f"tab{i}")
+            saved += 1
+        except StoreError:
+            pass
+    assert saved == 4 and len(list(tmp_path.glob("*.safetensors"))) == 4
+
+
+def test_stale_temporary_files_are_removed_at_start(tmp_path):
+    (tmp_path / ".m.safetensors.abc.tmp").write_bytes(b"half a checkpoint")
+    save(store_in(tmp_path), "kept", "alice")
+    store_in(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.safetensors"]
+
+
+def test_a_full_or_read_only_disk_is_a_message(tmp_path, monkeypatch):
+    store = store_in(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(checkpoints, "save", full)
+    with pytest.raises(StoreError, match="could not save the model .No space left"):
+        save(store, "m", "alice")
+
+
+def test_broken_files_are_left_out_of_the_list_and_the_rest_listed(tmp_path):
+    hostile_files(tmp_path)
+    listing = store_in(tmp_path).listing()
+    by_name = {i.name: i for i in listing.models}
+    assert sorted(by_name) == ["bad-acc", "bad-metrics", "default", "good"]
+    assert by_name["bad-metrics"].metrics == {} and by_name["bad-acc"].metrics == {}
+    assert by_name["good"].metrics == {"test_acc": 0.9}
+    assert sorted(listing.unreadable) == ["claims-big.safetensors", "huge-meta.safetensors",
+                                          "truncated.safetensors"]
+
+
+def test_a_model_above_the_servers_cap_is_not_listed_nor_uploaded(tmp_path):
+    big = TrainConfig(hidden=(64,))
+    crafted(tmp_path / "big.safetensors", config=big)
+    store = store_in(tmp_path, max_params=1000)
+    assert store.listing().unreadable == ["big.safetensors"]
+    with pytest.raises(ValueError, match="at most 1,000"):
+        store.add_upload("big.safetensors", (tmp_path / "big.safetensors").read_bytes(), "alice")
+
+
+def test_headers_are_read_once_per_file_version(tmp_path, monkeypatch):
+    store = store_in(tmp_path)
+    save(store, "m", "alice")
+    reads = []
+    real = checkpoints.read_info
+    monkeypatch.setattr(checkpoints, "read_info", lambda *a, **k: reads.append(a) or real(*a, **k))
+    store.listing()
+    store.listing()
+    assert len(reads) == 2  # the shipped model and m, once each
+    save(store, "m", "alice", seed=4)
+    store.listing()
+    assert len(reads) == 3
+
+
+def test_uploads_are_rebuilt_and_saved_under_a_safe_name(tmp_path):
+    store = store_in(tmp_path)
+    source = crafted(tmp_path / "src.bin", {"metrics": '{"test_acc": 0.7, "x": 1}', "extra": "y"})
+    path = store.add_upload("../../My model (2).safetensors", source.read_bytes(), "alice")
+    assert path == tmp_path / "My-model-2.safetensors"
+    meta = json.loads(path.read_bytes()[8:8 + int.from_bytes(path.read_bytes()[:8], "little")])
+    assert set(meta["__metadata__"]) == {"format", "config", "metrics", "train_seconds"}
+    assert store.owner("My-model-2") == "alice"
+    with pytest.raises(ValueError, match="not a safetensors"):
+        store.add_upload("x.safetensors", b"\x80\x04 pickle", "alice")
+
+
+@pytest.mark.parametrize("given, expected", [("a.safetensors", "a"), ("default.safetensors", "uploaded"),
+                                             ("...", "uploaded"), ("x" * 80, "x" * 40)])
+def test_upload_names(given, expected):
+    assert upload_name(given) == expected
