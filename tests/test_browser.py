@@ -13,19 +13,26 @@ import pytest
 
 from bench.browser import BLANK_PAD, CHROMIUM, FLAGS, body_has, draw, new_page, pad, serve_app
 
-from helpers import REPO
+from helpers import REPO, hostile_files, png_data_url
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_root):
+def hostile_folder(tmp_path_factory):
+    """The shared models folder, with files a hostile visitor could have left there."""
+    folder = tmp_path_factory.mktemp("saved")
+    hostile_files(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(hostile_folder, tiny_root):
     root = os.environ.get("MNIST_ROOT")
     if not root or not (Path(root) / "MNIST" / "raw").exists():
         root = str(tiny_root)
-    with serve_app({"MNIST_ROOT": root,
-                    "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved"))}) as url:
+    with serve_app({"MNIST_ROOT": root, "MLP_DEMO_CHECKPOINTS": str(hostile_folder)}) as url:
         yield url
 
 
@@ -133,3 +140,74 @@ def test_closing_the_tab_stops_its_run(browser, server):
         assert time.monotonic() < deadline, "the closed tab's run kept training"
         time.sleep(2)
     watcher.close()
+
+
+def model_options(page) -> str:
+    page.get_by_label("Model", exact=True).click()
+    text = page.locator("[role=listbox]").inner_text()
+    page.keyboard.press("Escape")
+    return text
+
+
+def assert_page_works(page) -> None:
+    """Renders, lists the good models, and reads a drawn 1."""
+    body_has(page, BLANK_PAD, 30_000)
+    assert page.get_by_role("button", name="Train", exact=True).is_visible()
+    options = model_options(page)
+    assert "Shipped model" in options and "Saved: good" in options
+    assert "Traceback" not in page.inner_text("body")
+    draw(page, vertical_stroke())
+    assert prediction(page) == "Prediction: 1"
+
+
+def test_hostile_files_and_uploads_break_no_page(browser, server, hostile_folder, tmp_path):
+    uploader = new_page(browser)
+    uploader.goto(server)
+    pad(uploader)
+    body_has(uploader, "could not be read and are not listed", 30_000)
+    for source in sorted(hostile_folder.glob("*.safetensors")):
+        upload = tmp_path / f"up-{source.name}"
+        upload.write_bytes(source.read_bytes())
+        uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+        body_has(uploader, upload.stem, 20_000)  # "Added up-x: ..." or "Not added: up-x ..."
+        verdict = uploader.locator("[data-testid=stAlert]", has_text=upload.stem).first.inner_text()
+        good = source.stem in ("good", "bad-metrics", "bad-acc")  # bad metrics are dropped, not fatal
+        assert verdict.startswith("Added" if good else "Not added"), (source.name, verdict)
+    assert_page_works(uploader)
+    shot(uploader, "hostile-uploader")
+    fresh = new_page(browser)
+    fresh.goto(server)
+    pad(fresh)
+    assert_page_works(fresh)
+    fresh.close()
+    uploader.close()
+
+
+FORGE = """() => {
+  const real = HTMLCanvasElement.prototype.toDataURL;
+  HTMLCanvasElement.prototype.toDataURL = function (...args) {
+    return window.__forged || real.apply(this, args);
+  };
+}"""
+
+
+def test_a_forged_drawing_is_refused_and_others_keep_working(browser, server):
+    from PIL import Image
+    hostile = new_page(browser)
+    hostile.add_init_script(f"({FORGE})()")
+    hostile.goto(server)
+    pad(hostile)
+    body_has(hostile, BLANK_PAD, 30_000)
+    bomb = png_data_url(Image.new("L", (12000, 12000)))  # 140 KB sent, 144 MB if decoded
+    hostile.evaluate("url => { window.__forged = url; }", bomb)
+    draw(hostile, vertical_stroke())
+    body_has(hostile, "This drawing was not read", 20_000)
+    assert "12000x12000" in hostile.inner_text("body")
+    other = new_page(browser)
+    other.goto(server)
+    pad(other)
+    body_has(other, BLANK_PAD, 30_000)
+    draw(other, vertical_stroke())
+    assert prediction(other) == "Prediction: 1"
+    other.close()
+    hostile.close()
