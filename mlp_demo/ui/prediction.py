@@ -31,6 +31,14 @@ def prediction_area(runs: SessionRuns, choices: dict) -> None:
 
 def prediction_panel(runs: SessionRuns, choices: dict) -> None:
     st.subheader("What the network sees")
+    try:
+        show_prediction(runs, choices)
+    except Exception:  # one odd drawing or model must not cost the visitor the page
+        log.exception("prediction failed")
+        st.error("This drawing could not be read; clear the pad and draw again.")
+
+
+def show_prediction(runs: SessionRuns, choices: dict) -> None:
     source = choices.get(st.session_state.get("model_choice"))
     try:
         image = read_drawing(st.session_state.get("drawing_url"))
