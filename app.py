@@ -45,7 +45,7 @@ DEVICE_CHOICES = ["auto", "cpu"] + [d for d, ok in (("cuda", torch.cuda.is_avail
 def main() -> None:
     limits, runs = server.limits(), server.session_runs()
     server.heartbeat()
-    st.fragment(run_every=server.HEARTBEAT_S)(server.heartbeat)()  # while the tab stays open
+    st.fragment(run_every=server.heartbeat_seconds())(server.heartbeat)()  # while the tab stays open
     sidebar(limits, DEVICE_CHOICES)
     config_error = config_problems(limits)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.browser import CHROMIUM, FLAGS
 from mlp_demo.config import TrainConfig
 from mlp_demo.data import load_mnist, split_mnist
 
@@ -49,3 +50,18 @@ def real_raw():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    expected = os.environ.get("CI") or os.environ.get("MLP_DEMO_BROWSER")
+    if not Path(CHROMIUM).exists():
+        if expected:
+            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (see .ci/run)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()

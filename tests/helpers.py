@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
 
 
 def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +93,113 @@ def hostile_files(folder):
             tensors={"0.weight": torch.zeros(4)})
     good = crafted(folder / "good.safetensors", {"metrics": '{"test_acc": 0.9}'})
     (folder / "truncated.safetensors").write_bytes(good.read_bytes()[:300])
+
+
+class CuttableProxy:
+    """A TCP proxy on a free local port in front of the app, whose connections can be cut:
+    cut(seconds) drops every open connection and refuses new ones for that long, as a Wi-Fi
+    blip would (the page is not reloaded: the browser reconnects by itself)."""
+
+    def __init__(self, upstream_port: int):
+        import socket
+        import threading
+        self.upstream_port, self.refuse_until, self.conns = upstream_port, 0.0, []
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        import time
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.refuse_until:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        import socket
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self, seconds: float) -> None:
+        import socket
+        import time
+        self.refuse_until = time.monotonic() + seconds
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def serve_page(html: str):
+    """A one-page HTTP server on localhost (another site than 127.0.0.1); returns (url, server)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://localhost:{server.server_address[1]}", server
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def vertical_stroke():
+    return [(140, 40 + i * 10) for i in range(21)]
+
+
+def circle():
+    return [(140 + 70 * math.sin(t / 36 * 2 * math.pi), 140 - 100 * math.cos(t / 36 * 2 * math.pi))
+            for t in range(38)]
+
+
+def prediction(page) -> str:
+    text = page.get_by_text("Prediction:")
+    text.wait_for(timeout=20_000)
+    return text.inner_text().strip()

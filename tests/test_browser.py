@@ -4,19 +4,17 @@ Select them alone with `pytest -m browser`. Screenshots land in test-artifacts/.
 In CI (or with MLP_DEMO_BROWSER=1) a missing browser fails these tests instead of skipping them.
 """
 
-import math
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from bench.browser import BLANK_PAD, CHROMIUM, FLAGS, body_has, draw, new_page, pad, serve_app
+from bench.browser import BLANK_PAD, body_has, draw, new_page, pad, serve_app
 
-from helpers import REPO, hostile_files, png_data_url
+from helpers import circle, hostile_files, png_data_url, prediction, shot, vertical_stroke
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +34,6 @@ def server(hostile_folder, tiny_root):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    expected = os.environ.get("CI") or os.environ.get("MLP_DEMO_BROWSER")
-    if not Path(CHROMIUM).exists():
-        if expected:
-            pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (see .ci/run)")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser, server):
     page = new_page(browser)
@@ -58,26 +41,6 @@ def page(browser, server):
     pad(page)  # the page is usable once the drawing pad is there
     yield page
     page.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def vertical_stroke():
-    return [(140, 40 + i * 10) for i in range(21)]
-
-
-def circle():
-    return [(140 + 70 * math.sin(t / 36 * 2 * math.pi), 140 - 100 * math.cos(t / 36 * 2 * math.pi))
-            for t in range(38)]
-
-
-def prediction(page) -> str:
-    text = page.get_by_text("Prediction:")
-    text.wait_for(timeout=20_000)
-    return text.inner_text().strip()
 
 
 def test_drawn_one_and_zero_are_recognised(page):
@@ -121,25 +84,6 @@ def test_a_broken_upload_is_a_message(page, tmp_path):
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(broken))
     body_has(page, "Not added", 20_000)
     assert "not a safetensors checkpoint" in page.inner_text("body")
-
-
-def test_closing_the_tab_stops_its_run(browser, server):
-    page = browser.new_page()
-    page.goto(server)
-    pad(page)
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("samples/s").first.wait_for(timeout=60_000)
-    page.close()
-    watcher = browser.new_page()
-    deadline = time.monotonic() + 60
-    while True:
-        watcher.goto(server)
-        pad(watcher)
-        if watcher.get_by_text("Runs training on this server: 0").count():
-            break
-        assert time.monotonic() < deadline, "the closed tab's run kept training"
-        time.sleep(2)
-    watcher.close()
 
 
 def model_options(page) -> str:

@@ -20,7 +20,6 @@ from mlp_demo.limits import Limits, RunQueue, configure_threads
 from mlp_demo.store import ModelStore
 
 log = logging.getLogger("mlp_demo.app")
-HEARTBEAT_S = 20  # well inside Limits.session_ttl_s
 
 
 @st.cache_resource(show_spinner=False)
@@ -66,6 +65,11 @@ def visitor() -> str:
 
 def session_runs() -> SessionRuns:
     return st.session_state.setdefault("runs", SessionRuns())
+
+
+def heartbeat_seconds() -> float:
+    """Often enough that two heartbeats can be missed within the TTL (20 s by default)."""
+    return min(20.0, limits().session_ttl_s / 4)
 
 
 def heartbeat() -> None:
