@@ -37,6 +37,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class AppURL(str):
+    """The served app's URL, with the server's process id (for its RSS and thread count)."""
+    pid: int
+
+
 @contextlib.contextmanager
 def serve_app(env: dict):
     """`streamlit run app.py` on a free local port, until the block ends; yields its URL."""
@@ -45,7 +50,8 @@ def serve_app(env: dict):
                              str(port), "--server.address", "127.0.0.1"], cwd=REPO,
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    url, deadline = AppURL(f"http://127.0.0.1:{port}"), time.monotonic() + 60
+    url.pid = proc.pid
     try:
         while True:
             try:

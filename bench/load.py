@@ -1,0 +1,188 @@
+"""A class at once: python -m bench.load [--sessions N] [--training K] [--queued Q]
+
+Starts `streamlit run app.py` and opens N browser sessions (separate Chromium contexts, as
+separate visitors). K of them press Train on a long run (the server gets K slots), Q more press
+Train and wait in the queue, and then all N draw digits (1, 0, 7) at the same time, several rounds, reading each
+prediction with the shipped model. Prints a Markdown table and one JSON line:
+wrong or missing predictions, mouse-up to prediction (p50, p95), the server's RSS and thread
+count before, with idle sessions, while training, and --settle seconds after all close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from .browser import BLANK_PAD, CHROMIUM, FLAGS, seven, serve_app
+
+DIGITS = {
+    "1": [(140, 40 + i * 10) for i in range(21)],
+    "0": [(140 + 70 * math.sin(t / 36 * 2 * math.pi), 140 - 100 * math.cos(t / 36 * 2 * math.pi))
+          for t in range(38)],
+    "7": seven(),
+}
+
+
+def server_stats(pid: int) -> dict:
+    """RSS (MB) and thread count of the server process, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"])}
+
+
+async def wait_text(page, text: str, timeout_ms: float) -> None:
+    await page.wait_for_function(f"() => document.body.innerText.includes({json.dumps(text)})",
+                                 timeout=timeout_ms)
+
+
+async def open_session(browser, url: str):
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(url)
+    await wait_text(page, BLANK_PAD, 120_000)
+    return context, page
+
+
+async def canvas_box(page) -> dict:
+    """The pad's box, once its canvas (re-created by Clear) has settled in view."""
+    for _ in range(100):
+        canvas = page.locator('[class*="st-key-canvas_"] canvas').last
+        try:
+            await canvas.scroll_into_view_if_needed(timeout=5_000)
+            box = await canvas.bounding_box()
+        except Exception:  # replaced while we looked
+            box = None
+        if box:
+            return box
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the drawing pad never settled")
+
+
+async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None, float | None]:
+    """Clear, draw, and time mouse-up -> 'Prediction: d'. (None, None) if none came in time."""
+    await page.get_by_role("button", name="Clear", exact=True).click()
+    await wait_text(page, BLANK_PAD, 30_000)
+    box, points = await canvas_box(page), DIGITS[digit]
+    await page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    await page.mouse.down()
+    for x, y in points[1:]:
+        await page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+    await page.mouse.up()
+    start = time.perf_counter()
+    try:
+        await wait_text(page, "Prediction:", timeout_s * 1000)
+    except Exception:
+        return None, None
+    seconds = time.perf_counter() - start
+    text = await page.get_by_text("Prediction:").first.inner_text()
+    return text.strip().removeprefix("Prediction:").strip(), seconds
+
+
+async def press_train(page, queued: bool) -> None:
+    """A long run (most epochs, smallest batch); then the pad goes back to the shipped model."""
+    for key, press in (("epochs", "End"), ("batch_size", "Home")):
+        await page.locator(f".st-key-hp_{key} input").focus()
+        await page.keyboard.press(press)
+    await asyncio.sleep(1.5)
+    await page.get_by_role("button", name="Train", exact=True).click()
+    await wait_text(page, "number" if queued else "samples/s", 120_000)
+    await page.get_by_label("Model", exact=True).click()
+    await page.get_by_role("option", name="Shipped model").click()
+    await wait_text(page, BLANK_PAD, 30_000)
+
+
+async def measure(args) -> dict:
+    from playwright.async_api import async_playwright
+
+    with tempfile.TemporaryDirectory() as saved:
+        env = {"MLP_DEMO_CHECKPOINTS": saved, "MLP_DEMO_SESSION_TTL_S": str(args.ttl),
+               "MLP_DEMO_MAX_JOBS": str(max(args.training, 1))}  # so that --queued ones wait
+        with serve_app(env) as url:
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                warm, warm_page = await open_session(browser, url)  # torch and the model loaded
+                await warm.close()
+                await asyncio.sleep(2)
+                r = {"baseline": server_stats(url.pid)}
+                sessions = [await open_session(browser, url) for _ in range(args.sessions)]
+                r["idle"] = server_stats(url.pid)
+                pages = [page for _, page in sessions]
+                trainers = pages[:args.training + args.queued]
+                for i, page in enumerate(trainers):
+                    await press_train(page, queued=i >= args.training)
+                await asyncio.sleep(3)
+                r["while_training"] = server_stats(url.pid)
+                results, peak = [], dict(r["while_training"])
+                for round_ in range(args.rounds):
+                    for digit in DIGITS:
+                        got = await asyncio.gather(*(draw_and_read(page, digit, args.timeout)
+                                                     for page in pages))
+                        results += [(digit, *g) for g in got]
+                        stats = server_stats(url.pid)
+                        peak = {k: max(peak[k], stats[k]) for k in peak}
+                r["peak"] = peak
+                r["still_training"] = sum(
+                    [await page.get_by_role("button", name="Stop", exact=True).is_enabled()
+                     for page in trainers])
+                for context, _ in sessions:
+                    await context.close()
+                await browser.close()
+            r["closed"] = server_stats(url.pid)
+            await asyncio.sleep(args.settle)
+            r["settled"] = server_stats(url.pid)
+    seconds = sorted(s for _, _, s in results if s is not None)
+    r.update(sessions=args.sessions, training=args.training, queued=args.queued,
+             drawings=len(results), wrong=sum(d != got for d, got, _ in results if got is not None),
+             missing=sum(got is None for _, got, _ in results),
+             p50_s=statistics.median(seconds) if seconds else None,
+             p95_s=seconds[min(len(seconds) - 1, math.ceil(0.95 * len(seconds)) - 1)] if seconds else None,
+             settle_s=args.settle)
+    r["idle_mb_per_session"] = (r["idle"]["rss_mb"] - r["baseline"]["rss_mb"]) / args.sessions
+    r["training_mb_per_run"] = ((r["while_training"]["rss_mb"] - r["idle"]["rss_mb"]) / args.training
+                                if args.training else 0.0)
+    return r
+
+
+def table(r: dict) -> str:
+    def stats(s):
+        return f"{s['rss_mb']:,.0f} MB, {s['threads']} threads"
+
+    return "\n".join([
+        f"| {r['sessions']} sessions, {r['training']} training, {r['queued']} queued | measured |",
+        "|---|---|",
+        f"| wrong / missing predictions | {r['wrong']} / {r['missing']} of {r['drawings']} |",
+        f"| mouse-up -> prediction | p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s |",
+        f"| server before (warm, no session) | {stats(r['baseline'])} |",
+        f"| with the sessions open, idle | {stats(r['idle'])} "
+        f"({r['idle_mb_per_session']:.1f} MB per session) |",
+        f"| while training | {stats(r['while_training'])} ({r['training_mb_per_run']:.0f} MB per run) |",
+        f"| peak while drawing | {stats(r['peak'])} |",
+        f"| all sessions just closed | {stats(r['closed'])} |",
+        f"| {r['settle_s']:.0f} s after they closed | {stats(r['settled'])} |"])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8, help="browser sessions that draw")
+    parser.add_argument("--training", type=int, default=2, help="of them, sessions that train")
+    parser.add_argument("--queued", type=int, default=1, help="of them, sessions whose run waits")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of three digits each")
+    parser.add_argument("--timeout", type=float, default=20, help="seconds before a prediction "
+                        "counts as missing")
+    parser.add_argument("--settle", type=float, default=180, help="seconds to wait after closing")
+    parser.add_argument("--ttl", type=int, default=150, help="MLP_DEMO_SESSION_TTL_S of the server")
+    args = parser.parse_args(argv)
+    if args.training + args.queued > args.sessions:
+        parser.error("--training plus --queued must not exceed --sessions")
+    r = asyncio.run(measure(args))
+    print(table(r), end="\n\n")
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
