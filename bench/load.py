@@ -2,8 +2,8 @@
 
 Starts `streamlit run app.py` and opens N browser sessions (separate Chromium contexts, as
 separate visitors). K of them press Train on a long run (the server gets K slots), Q more press
-Train and wait in the queue, and then all N draw digits (1, 0, 7) at the same time, several rounds, reading each
-prediction with the shipped model. Prints a Markdown table and one JSON line:
+Train and wait in the queue, and then all N draw digits (1, 0, 7) at the same time, several
+rounds, reading each prediction with the shipped model. Prints a Markdown table and one JSON line:
 wrong or missing predictions, mouse-up to prediction (p50, p95), the server's RSS and thread
 count before, with idle sessions, while training, and --settle seconds after all close.
 """
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .browser import BLANK_PAD, CHROMIUM, FLAGS, seven, serve_app
+from .browser import BLANK_PAD, CHROMIUM, FLAGS, serve_app, seven
 
 DIGITS = {
     "1": [(140, 40 + i * 10) for i in range(21)],
@@ -27,6 +27,24 @@ DIGITS = {
           for t in range(38)],
     "7": seven(),
 }
+
+
+DEBUG = False
+HAS_INK = """() => {
+  const c = document.querySelector('[class*="st-key-canvas_"] canvas.lower-canvas');
+  if (!c) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < d.length; i += 4 * 13) if (d[i] > 128) return true;
+  return false;
+}"""
+IDLE = "() => !document.querySelector('[data-testid=stStatusWidget]')"
+PAD_SELECTOR = '[class*="st-key-canvas_"] canvas.upper-canvas'
+# The pad's version, once exactly one pad is on the page: right after Clear the old and the new
+# one can both be there for a moment, stacked, and the new one moves up when the old one goes.
+PAD_VERSION = """() => {
+  const pads = document.querySelectorAll('[class*="st-key-canvas_"]');
+  return pads.length === 1 ? pads[0].className.match(/st-key-canvas_(\\d+)/)[1] : null;
+}"""
 
 
 def server_stats(pid: int) -> dict:
@@ -49,45 +67,66 @@ async def open_session(browser, url: str):
 
 
 async def canvas_box(page) -> dict:
-    """The pad's box, once its canvas (re-created by Clear) has settled in view."""
-    for _ in range(100):
-        canvas = page.locator('[class*="st-key-canvas_"] canvas').last
+    """The pad's box, once its canvas (re-created by Clear) takes strokes: fabric.js draws on
+    a lower canvas and listens on an upper one, added a moment later."""
+    for _ in range(50):
+        canvas = page.locator(PAD_SELECTOR).last
         try:
-            await canvas.scroll_into_view_if_needed(timeout=5_000)
-            box = await canvas.bounding_box()
+            await canvas.wait_for(state="visible", timeout=10_000)
+            box = await canvas.bounding_box(timeout=1_000)
         except Exception:  # replaced while we looked
             box = None
         if box:
             return box
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the drawing pad never settled")
+    raise RuntimeError("the drawing pad never became ready")
 
 
-async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None, float | None]:
-    """Clear, draw, and time mouse-up -> 'Prediction: d'. (None, None) if none came in time."""
-    await page.get_by_role("button", name="Clear", exact=True).click()
-    await wait_text(page, BLANK_PAD, 30_000)
-    box, points = await canvas_box(page), DIGITS[digit]
-    await page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    await page.mouse.down()
-    for x, y in points[1:]:
-        await page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
-    await page.mouse.up()
+async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None, float | None, int]:
+    """Clear, draw, and time mouse-up -> 'Prediction: d'; (None, None) if none came in time;
+    and how many strokes the canvas did not take (and were drawn again)."""
+    version = await page.evaluate(PAD_VERSION)
+    for attempt in range(3):  # Clear replaces the canvas: wait for the new one, else press again
+        await page.get_by_role("button", name="Clear", exact=True).click()
+        try:
+            await page.wait_for_function(
+                f"() => {{ const v = ({PAD_VERSION})(); return v !== null && v !== {json.dumps(version)}; }}",
+                timeout=20_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    await wait_text(page, BLANK_PAD, 60_000)
+    # As a person would: draw once the page has settled (Streamlit's "running" indicator gone);
+    # a stroke on a pad whose rerun is still being drawn can be lost by the canvas component.
+    await page.wait_for_function(IDLE, timeout=60_000)
+    lost = 0
+    while True:
+        box, points = await canvas_box(page), DIGITS[digit]
+        await page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        await page.mouse.down()
+        for x, y in points[1:]:
+            await page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+        await page.mouse.up()
+        if await page.evaluate(HAS_INK) or lost == 3:
+            break
+        lost += 1  # the canvas widget did not take the stroke: draw again, as a person would
     start = time.perf_counter()
     try:
         await wait_text(page, "Prediction:", timeout_s * 1000)
     except Exception:
-        return None, None
+        if DEBUG:
+            await page.screenshot(path=f"/tmp/missing-{digit}-{id(page)}.png")
+        return None, None, lost
     seconds = time.perf_counter() - start
     text = await page.get_by_text("Prediction:").first.inner_text()
-    return text.strip().removeprefix("Prediction:").strip(), seconds
+    return text.strip().removeprefix("Prediction:").strip(), seconds, lost
 
 
 async def press_train(page, queued: bool) -> None:
-    """A long run (most epochs, smallest batch); then the pad goes back to the shipped model."""
-    for key, press in (("epochs", "End"), ("batch_size", "Home")):
-        await page.locator(f".st-key-hp_{key} input").focus()
-        await page.keyboard.press(press)
+    """A long run (the default settings with the most epochs); then the pad goes back to the
+    shipped model."""
+    await page.locator(".st-key-hp_epochs input").focus()
+    await page.keyboard.press("End")
     await asyncio.sleep(1.5)
     await page.get_by_role("button", name="Train", exact=True).click()
     await wait_text(page, "number" if queued else "samples/s", 120_000)
@@ -118,7 +157,7 @@ async def measure(args) -> dict:
                 await asyncio.sleep(3)
                 r["while_training"] = server_stats(url.pid)
                 results, peak = [], dict(r["while_training"])
-                for round_ in range(args.rounds):
+                for _ in range(args.rounds):
                     for digit in DIGITS:
                         got = await asyncio.gather(*(draw_and_read(page, digit, args.timeout)
                                                      for page in pages))
@@ -135,10 +174,11 @@ async def measure(args) -> dict:
             r["closed"] = server_stats(url.pid)
             await asyncio.sleep(args.settle)
             r["settled"] = server_stats(url.pid)
-    seconds = sorted(s for _, _, s in results if s is not None)
+    seconds = sorted(s for _, _, s, _ in results if s is not None)
     r.update(sessions=args.sessions, training=args.training, queued=args.queued,
-             drawings=len(results), wrong=sum(d != got for d, got, _ in results if got is not None),
-             missing=sum(got is None for _, got, _ in results),
+             drawings=len(results), wrong=sum(d != got for d, got, _, _ in results if got is not None),
+             missing=sum(got is None for _, got, _, _ in results),
+             strokes_redrawn=sum(lost for *_, lost in results),
              p50_s=statistics.median(seconds) if seconds else None,
              p95_s=seconds[min(len(seconds) - 1, math.ceil(0.95 * len(seconds)) - 1)] if seconds else None,
              settle_s=args.settle)
@@ -156,6 +196,7 @@ def table(r: dict) -> str:
         f"| {r['sessions']} sessions, {r['training']} training, {r['queued']} queued | measured |",
         "|---|---|",
         f"| wrong / missing predictions | {r['wrong']} / {r['missing']} of {r['drawings']} |",
+        f"| strokes the canvas widget did not take (drawn again) | {r['strokes_redrawn']} |",
         f"| mouse-up -> prediction | p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s |",
         f"| server before (warm, no session) | {stats(r['baseline'])} |",
         f"| with the sessions open, idle | {stats(r['idle'])} "

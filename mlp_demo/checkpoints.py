@@ -34,7 +34,7 @@ MAX_HEADER_BYTES = 64 * 2**10  # ours are about 1.5 KB; a bigger header is not o
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.safetensors"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
-METRIC_KEYS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+METRIC_KEYS = ("epoch", "step", "samples_seen", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
                "test_acc", "epoch_seconds", "elapsed")
 
 

@@ -12,6 +12,7 @@ import copy
 import ctypes
 import ctypes.util
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,9 @@ from .train import Trainer
 
 MAX_STEP_POINTS = 600  # per-step curves are averaged down to at most this many points
 PREVIEW_EVERY_S = 0.5  # how often the weights behind live predictions are refreshed
+# Training threads run at a lower CPU priority (Linux niceness) than the threads that serve
+# pages, so on a busy 2-core server a drawing is answered first and training takes the rest.
+TRAINING_NICENESS = 10
 # For a queued run's estimated duration: about 6 FLOP per parameter per image (forward and
 # backward), at the ~100 GFLOP/s an epoch really reaches on a 2-core CPU (README).
 ESTIMATED_FLOP_PER_S = 1e11
@@ -138,6 +142,7 @@ class TrainingJob:
             return predict_image(self.preview, image)
 
     def _run(self, on_done) -> None:
+        lower_priority(TRAINING_NICENESS)
         try:
             trainer = Trainer(self.config, self.load_data())
             with self.lock:
@@ -208,6 +213,15 @@ class TrainingJob:
         """The trained weights (a copy), for saving."""
         with self.lock:
             return copy.deepcopy(self.preview) if self.preview is not None else None
+
+
+def lower_priority(niceness: int) -> None:
+    """Renice the calling thread (on Linux a thread is its own task); the OpenMP workers it
+    starts for torch inherit it. Raising one's niceness needs no privilege."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux
+        pass
 
 
 def _return_freed_memory() -> None:

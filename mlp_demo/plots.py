@@ -66,3 +66,94 @@ def probability_figure(probs) -> go.Figure:
 def pixels(image, scale: int):
     """A [0, 1] greyscale image enlarged by an integer factor into crisp uint8 squares."""
     return (np.kron(image, np.ones((scale, scale))) * 255).clip(0, 255).astype(np.uint8)
+
+
+PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"]
+X_AXES = {"epoch": "epoch", "samples": "images seen", "seconds": "seconds of training"}
+
+
+def comparison_figure(runs: list[tuple[str, dict]], x: str = "epoch") -> go.Figure:
+    """Several runs' curves overlaid: smoothed batch loss and validation (else test) accuracy,
+    against epochs, images seen or seconds. runs: (name, history snapshot) pairs."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("Loss (smoothed batch loss)", "Accuracy (validation, else test)"))
+    for i, (name, h) in enumerate(runs):
+        color = PALETTE[i % len(PALETTE)]
+        total = max(h["progress"]["total_steps"], 1)
+        per_epoch = total / max(h["config"]["epochs"], 1)
+        step_x = {"epoch": lambda s: s / per_epoch, "samples": lambda s: s * h["config"]["batch_size"],
+                  "seconds": lambda s: s * h["progress"]["elapsed"] / max(h["progress"]["step"], 1)}[x]
+        fig.add_trace(go.Scatter(x=[step_x(s) for s in h["loss_steps"]], y=smooth(h["loss"]),
+                                 name=name, legendgroup=name, line=dict(color=color)), 1, 1)
+        epochs = h["epochs"]
+        ex = {"epoch": [e["epoch"] for e in epochs],
+              "samples": [e.get("samples_seen", e["step"] * h["config"]["batch_size"]) for e in epochs],
+              "seconds": [e["elapsed"] for e in epochs]}[x]
+        acc = [e["val_acc"] if e["val_acc"] is not None else e["test_acc"] for e in epochs]
+        fig.add_trace(go.Scatter(x=ex, y=acc, name=name, legendgroup=name, showlegend=False,
+                                 mode="lines+markers", line=dict(color=color)), 1, 2)
+    fig.update_xaxes(title_text=X_AXES[x], rangemode="tozero")
+    fig.update_yaxes(type="log", row=1, col=1, tickvals=LOSS_TICKS)
+    fig.update_yaxes(tickformat=".1%", row=1, col=2)
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), uirevision="compare",
+                      legend=dict(orientation="h", y=-0.25), template="plotly_white")
+    return fig
+
+
+def confusion_figure(counts: np.ndarray, class_accuracy: np.ndarray) -> go.Figure:
+    """Counts of (true, predicted) as a heatmap; each row labelled with its accuracy."""
+    shown = np.where(np.eye(len(counts), dtype=bool), np.nan, counts)  # colour the mistakes
+    rows = [f"{d} ({a:.1%})" for d, a in enumerate(class_accuracy)]
+    fig = go.Figure(go.Heatmap(
+        z=shown, x=[str(d) for d in range(10)], y=rows, colorscale="Reds", showscale=False,
+        text=counts, texttemplate="%{text}", hovertemplate="true %{y}, read as %{x}: %{text}<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
+                      xaxis=dict(title="predicted digit", side="top", type="category"),
+                      yaxis=dict(title="true digit (accuracy)", autorange="reversed", type="category"))
+    return fig
+
+
+def weights_grid(images: np.ndarray, columns: int = 8, scale: int = 3) -> np.ndarray:
+    """28x28 weight images tiled into one RGB picture, a diverging colour map centred on zero:
+    blue where a pixel's ink raises the unit, red where it lowers it, white for no effect.
+    Each image is scaled by its own largest magnitude."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    gap = 2
+    out = np.full((rows * (28 + gap) - gap, columns * (28 + gap) - gap, 3), 255, np.uint8)
+    for i, w in enumerate(images):
+        out_r, out_c = divmod(i, columns)
+        out[out_r * 30:out_r * 30 + 28, out_c * 30:out_c * 30 + 28] = diverging(w)
+    return np.kron(out, np.ones((scale, scale, 1), np.uint8))
+
+
+def diverging(values: np.ndarray) -> np.ndarray:
+    """Values -> RGB uint8: red (negative) through white (zero) to blue (positive)."""
+    v = values / max(float(np.abs(values).max()), 1e-12)
+    neg, pos = np.array([202, 0, 32]), np.array([5, 113, 176])
+    white = np.array([255, 255, 255])
+    t = np.abs(v)[..., None]
+    rgb = np.where(v[..., None] < 0, white + (neg - white) * t, white + (pos - white) * t)
+    return rgb.round().astype(np.uint8)
+
+
+def activations_figure(h: np.ndarray) -> go.Figure:
+    """The first hidden layer's values for one drawing, one bar per unit."""
+    fig = go.Figure(go.Bar(y=h, marker_color=BLUE, hovertemplate="unit %{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=160, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
+                      xaxis=dict(title=f"hidden unit (of {len(h)})"), yaxis=dict(title="activation"),
+                      bargap=0)
+    return fig
+
+
+def probabilities_over_steps(steps: list[int], probs: list) -> go.Figure:
+    """How the live model's ten probabilities for one drawing changed as it trained."""
+    fig = go.Figure()
+    p = np.asarray(probs)
+    for d in range(10):
+        fig.add_trace(go.Scatter(x=steps, y=p[:, d], name=str(d), mode="lines",
+                                 line=dict(color=PALETTE[d % len(PALETTE)], dash="dot" if d >= 8 else None)))
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
+                      xaxis=dict(title="training step"), yaxis=dict(title="probability", range=[0, 1]),
+                      legend=dict(orientation="h", y=-0.35))
+    return fig

@@ -203,7 +203,8 @@ class Trainer:
     def evaluate_epoch(self, start: float) -> None:
         val_loss, val_acc = evaluate(self.model, self.data.val_x, self.data.val_y)
         test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
-        self.metrics.update(epoch=self.epoch, step=self.step, val_loss=val_loss, val_acc=val_acc,
+        self.metrics.update(epoch=self.epoch, step=self.step, samples_seen=self.samples_seen,
+                            val_loss=val_loss, val_acc=val_acc,
                             test_loss=test_loss, test_acc=test_acc,
                             elapsed=time.perf_counter() - start)
         self.emit("epoch", **self.metrics)

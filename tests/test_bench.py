@@ -19,3 +19,10 @@ def test_bench_runs_and_reports_every_row(tiny_root):
                 "predict_ms", "predict_ms_while_training", "peak_rss_mb"):
         assert key in result
     assert result["ours_bs64"]["samples_per_s"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_store_bench_runs(tiny_root):
+    """bench.server's listing part on a few files (its memory part needs the full MNIST)."""
+    from bench.server import listing_seconds
+    r = listing_seconds(20)
+    assert r["listed"] == 21 and r["warm_s"] > 0
