@@ -32,8 +32,11 @@ with PAD:
 import torch  # the heavy imports, after the first paint
 
 from mlp_demo.ui import server
+from mlp_demo.ui.compare import compare_section
+from mlp_demo.ui.inside import inside_section
 from mlp_demo.ui.models import model_choices, models_section
 from mlp_demo.ui.prediction import model_picker, prediction_area
+from mlp_demo.ui.share import keep_link_current, link_notice, restore_from_link, share_section
 from mlp_demo.ui.sidebar import config_problems, sidebar
 from mlp_demo.ui.training import training_section
 
@@ -46,7 +49,10 @@ def main() -> None:
     limits, runs = server.limits(), server.session_runs()
     server.heartbeat()
     st.fragment(run_every=server.heartbeat_seconds())(server.heartbeat)()  # while the tab stays open
+    restore_from_link(limits, DEVICE_CHOICES)  # a shared link's settings, before the widgets
+    link_notice()
     sidebar(limits, DEVICE_CHOICES)
+    keep_link_current()
     config_error = config_problems(limits)
 
     listing = server.model_store().listing()  # after any save or upload callback has run
@@ -58,7 +64,13 @@ def main() -> None:
     st.divider()
     training_section(runs, config_error)
     st.divider()
+    compare_section(runs)
+    st.divider()
+    inside_section(choices)
+    st.divider()
     models_section(runs, listing)
+    st.divider()
+    share_section()
 
 
 main()

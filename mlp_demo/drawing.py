@@ -94,16 +94,25 @@ def stroke_width(mask: np.ndarray) -> float:
 
 def preprocess(image: np.ndarray) -> np.ndarray | None:
     """Canvas or photo array -> 28x28 float image in [0, 1] (MNIST style), or None when blank."""
+    steps = preprocess_steps(image)
+    return None if steps is None else steps["centred"]
+
+
+def preprocess_steps(image: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Each stage of preprocess(), for showing: the ink on the pad, cropped to the ink, fitted
+    into 20x20 (strokes brought to MNIST's width), centred by mass in 28x28. None when blank."""
     ink = to_ink(image)
     mask = ink > INK_THRESHOLD
     if mask.sum() < max(4, MIN_INK_FRACTION * ink.size):
         return None
     # Work at 4x the final size: enough to measure and change strokes, and cheap. Shrinking
     # dims a thin line, so the ink is rescaled to full intensity afterwards.
-    crop = _resize(_crop_to_ink(ink), WORK_SIZE, only_shrink=True)
+    cropped = _crop_to_ink(ink)
+    crop = _resize(cropped, WORK_SIZE, only_shrink=True)
     crop = _crop_to_ink(_normalise_stroke(crop / crop.max(), BOX / max(crop.shape)))
     small = _resize(crop, BOX)
-    return _centre_by_mass(small / max(small.max(), 1e-6))
+    small = small / max(small.max(), 1e-6)
+    return {"pad": ink, "cropped": cropped, "fitted": small, "centred": _centre_by_mass(small)}
 
 
 def _resize(image: np.ndarray, longer_side: int, only_shrink: bool = False) -> np.ndarray:

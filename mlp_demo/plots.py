@@ -64,8 +64,10 @@ def probability_figure(probs) -> go.Figure:
 
 
 def pixels(image, scale: int):
-    """A [0, 1] greyscale image enlarged by an integer factor into crisp uint8 squares."""
-    return (np.kron(image, np.ones((scale, scale))) * 255).clip(0, 255).astype(np.uint8)
+    """A [0, 1] greyscale (H, W) or colour (H, W, 3) image enlarged by an integer factor into
+    crisp uint8 squares."""
+    block = np.ones((scale, scale) if np.ndim(image) == 2 else (scale, scale, 1))
+    return (np.kron(image, block) * 255).clip(0, 255).astype(np.uint8)
 
 
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"]

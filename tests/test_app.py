@@ -165,10 +165,10 @@ def test_save_lists_the_model_and_bad_names_are_refused(app, tmp_path):
     set_tiny_run(app)
     button(app, "Train").click().run()
     wait_until_done(app)
-    app.text_input[0].input("../escape")  # a form: typed values arrive with the submit
+    app.text_input(key="save_name").input("../escape")  # a form: typed values arrive with the submit
     next(b for b in app.button if b.label == "Save").click().run()
     assert any("not a usable name" in e.value for e in app.error)
-    app.text_input[0].input("tiny-one")
+    app.text_input(key="save_name").input("tiny-one")
     next(b for b in app.button if b.label == "Save").click().run()
     assert (tmp_path / "tiny-one.safetensors").exists()
     assert any("Saved: tiny-one" in c for c in app.selectbox(key="model_choice").options)
@@ -217,3 +217,60 @@ def test_a_drawing_is_predicted_and_an_oversized_one_refused_quietly(app, monkey
     draw_on_pad(app, monkeypatch, png_data_url(Image.new("L", (5000, 5000))))
     assert not app.exception and not app.error
     assert any("not read" in i.value and "5000x5000" in i.value for i in app.info)
+
+
+def test_two_runs_appear_as_run_1_and_run_2_in_compare_runs(app):
+    set_tiny_run(app)
+    button(app, "Train").click().run()
+    wait_until_done(app)
+    widget(app, "lr").set_value(0.01).run()
+    button(app, "Train").click().run()
+    wait_until_done(app)
+    assert any(h.value == "Compare runs" for h in app.subheader)
+    assert app.multiselect(key="compare_runs").value == [1, 2]
+    assert app.multiselect(key="compare_runs").options == ["Run 1", "Run 2"]
+    table = app.dataframe[0].value  # the comparison table comes first on the page
+    assert list(table.columns) == ["Run 1", "Run 2"] and table.loc["lr", "Run 2"] == "0.01"
+    assert any("differ (lr)" in c.value for c in app.caption)
+    choices = app.selectbox(key="model_choice").options
+    assert any(c.startswith("Run 1") for c in choices)  # any run can drive the pad
+    assert app.selectbox(key="save_run").options == ["Run 2", "Run 1"]  # and be saved
+    for heading in ("Confusion matrix", "Misclassified", "First-layer weights"):
+        assert any(h.value == heading for h in app.subheader), heading
+    app.selectbox(key="inspect_choice").set_value(
+        next(c for c in app.selectbox(key="inspect_choice").options if c.startswith("Run 1"))).run()
+    assert not app.exception and not app.error
+
+
+def test_query_parameters_restore_settings(monkeypatch, tiny_root, tmp_path):
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_root))
+    monkeypatch.setenv("MLP_DEMO_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"preset": "fast", "lr": "0.05", "hidden": "256-64", "epochs": "3"})
+    at.run()
+    assert not at.exception and not at.sidebar.warning
+    assert at.sidebar.selectbox(key="preset").value == "fast"
+    assert widget(at, "lr").value == 0.05 and widget(at, "epochs").value == 3
+    assert widget(at, "layers").value == 2 and widget(at, "width_1").value == 64
+    assert widget(at, "optimizer").value == "sgd"  # from the preset
+    assert any(h.value == "Share settings by link" for h in at.subheader)
+    assert any("lr=0.05" in c.value for c in at.code)
+
+
+def test_an_invalid_query_value_shows_a_notice(monkeypatch, tiny_root, tmp_path):
+    monkeypatch.setenv("MLP_DEMO_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"lr": "banana", "epochs": "5000", "batch_size": "64"})
+    at.run()
+    assert not at.exception
+    notice = " ".join(w.value for w in at.sidebar.warning)
+    assert "Ignored in the link" in notice and "lr" in notice and "epochs" in notice
+    assert widget(at, "batch_size").value == 64 and widget(at, "epochs").value == 5
+
+
+def test_why_this_prediction_beside_the_drawing(app, monkeypatch):
+    draw_on_pad(app, monkeypatch, png_data_url(drawn("7")))
+    assert any(h.value == "Why this prediction" for h in app.subheader)
+    assert not app.exception and not app.error
+    assert any("blue" in c.value and "blank pad" in c.value for c in app.caption)
+    assert any("first hidden layer" in c.value for c in app.caption)

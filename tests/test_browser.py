@@ -5,7 +5,6 @@ In CI (or with MLP_DEMO_BROWSER=1) a missing browser fails these tests instead o
 """
 
 import os
-import time
 from pathlib import Path
 
 import pytest

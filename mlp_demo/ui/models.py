@@ -7,6 +7,7 @@ import logging
 import streamlit as st
 
 from mlp_demo.checkpoints import CheckpointInfo
+from mlp_demo.runs import summary
 from mlp_demo.store import Listing
 
 from . import server
@@ -31,15 +32,28 @@ def model_choices(runs: SessionRuns, listing: Listing) -> dict:
             choices[model_label(info, shipped=i == 0 and info.name == "default")] = info
         except Exception:
             log.exception("cannot list %s", info.name)
-    if runs.job:
-        choices[LIVE] = LIVE
+    for run in runs.history.runs[:-1]:  # the latest is LIVE
+        if run.job.preview is not None:
+            acc = summary(run)["test_acc"]
+            choices[f"{run.name}" + (f" ({acc:.2%} test)" if acc else "")] = run
+    if runs.history.latest:
+        choices[LIVE] = runs.history.latest
     return choices
+
+
+def saveable(runs: SessionRuns) -> dict:
+    """Run name -> run, for the runs that have ended with weights, latest first."""
+    return {r.name: r for r in reversed(runs.history.runs)
+            if not r.job.active and r.job.preview is not None}
 
 
 @user_action("models_message", "Not saved: ")
 def save_trained(runs: SessionRuns) -> None:
     """Save's on_click: runs before the page is drawn, so the model list already shows it."""
-    job, name = runs.job, st.session_state.save_name.strip()
+    run = saveable(runs).get(st.session_state.get("save_run"))
+    if run is None:
+        raise ValueError("choose a run that has finished or been stopped")
+    job, name = run.job, st.session_state.save_name.strip()
     history = job.snapshot()
     path = server.model_store().save(
         name, server.visitor(), job.model(), job.config,
@@ -86,9 +100,11 @@ def models_section(runs: SessionRuns, listing: Listing) -> None:
     store, me = server.model_store(), server.visitor()
     save, share = st.columns(2)
     with save:
-        job = runs.job
-        can_save = bool(job and not job.active and job.preview is not None)
+        candidates = saveable(runs)
+        can_save = bool(candidates)
         with st.form("save", border=False):
+            st.selectbox("Run to save", list(candidates) or ["(none yet)"], key="save_run",
+                         disabled=not can_save)
             st.text_input("Save the trained model as", placeholder="my-first-mlp", key="save_name",
                           disabled=not can_save)
             st.form_submit_button("Save", disabled=not can_save, on_click=save_trained,

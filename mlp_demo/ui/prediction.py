@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
+import torch
 
 from mlp_demo.checkpoints import CheckpointError
-from mlp_demo.drawing import DrawingRefused, predict_image, read_drawing
-from mlp_demo.plots import pixels, probability_figure
+from mlp_demo.data import normalize
+from mlp_demo.drawing import DrawingRefused, predict_image, preprocess_steps, read_drawing
+from mlp_demo.insight import contributions, hidden_activations
+from mlp_demo.plots import activations_figure, diverging, pixels, probabilities_over_steps, probability_figure
+from mlp_demo.runs import Run
 
 from . import server
 from .server import SessionRuns
@@ -24,7 +28,7 @@ def model_picker(choices: dict) -> None:
 
 
 def prediction_area(runs: SessionRuns, choices: dict) -> None:
-    live = choices.get(st.session_state.get("model_choice")) == LIVE
+    live = st.session_state.get("model_choice") == LIVE
     refresh = REFRESH_S if live and runs.job and runs.job.running else None
     st.fragment(run_every=refresh)(prediction_panel)(runs, choices)
 
@@ -48,19 +52,15 @@ def show_prediction(runs: SessionRuns, choices: dict) -> None:
     if image is None:
         st.info(BLANK)
         return
-    if source == LIVE:  # offered only once this session has a job
-        probs, field = runs.job.predict(image)
-        if probs is None and runs.job.preview is None:
-            st.info("The live model appears after its first training step.")
-            return
-    else:
-        try:
-            stat = source.path.stat()
-            model = server.load_model(str(source.path), stat.st_mtime_ns, stat.st_size)
-        except (CheckpointError, AttributeError, OSError) as e:
-            st.error(f"This model cannot be loaded: {e}")
-            return
-        probs, field = predict_image(model, image)
+    if isinstance(source, Run) and source.job.preview is None:
+        st.info("The live model appears after its first training step.")
+        return
+    try:
+        model = model_for(source)
+    except (CheckpointError, AttributeError, OSError) as e:
+        st.error(f"This model cannot be loaded: {e}")
+        return
+    probs, field = predict_image(model, image)
     if probs is None:
         st.info("The pad looks blank: draw a digit (a bigger one, if you already did).")
         return
@@ -71,3 +71,56 @@ def show_prediction(runs: SessionRuns, choices: dict) -> None:
     chart.plotly_chart(probability_figure(probs), key="probabilities",
                        config={"displayModeBar": False})
     seen.image(pixels(field, 5), caption="28x28 input", clamp=True, output_format="PNG")  # crisp pixels
+    if isinstance(source, Run) and source.job.running:
+        live_trace(source, image, probs)
+    why_this_prediction(model, image, digit)
+
+
+def model_for(source):
+    """The model behind a choice: a listed checkpoint (cached per file version), or a copy of
+    a run's current weights."""
+    if isinstance(source, Run):
+        return source.job.model()
+    stat = source.path.stat()
+    return server.load_model(str(source.path), stat.st_mtime_ns, stat.st_size)
+
+
+def live_trace(run: Run, image, probs) -> None:
+    """The live model's ten probabilities for this drawing, step by step from when it was drawn."""
+    key = (run.number, hash(image.tobytes()))
+    trace = st.session_state.get("live_trace")
+    if not trace or trace["key"] != key:
+        trace = st.session_state.live_trace = {"key": key, "steps": [], "probs": []}
+    step = run.job.snapshot()["progress"]["step"]
+    if not trace["steps"] or step > trace["steps"][-1]:
+        trace["steps"].append(step)
+        trace["probs"].append(probs.tolist())
+    if len(trace["steps"]) > 1:
+        st.caption("How the live model's answer for this drawing changes as it trains:")
+        st.plotly_chart(probabilities_over_steps(trace["steps"], trace["probs"]), key="live_trace",
+                        config={"displayModeBar": False})
+
+
+def why_this_prediction(model, image, digit: int) -> None:
+    st.subheader("Why this prediction")
+    steps = preprocess_steps(image)
+    st.caption("① Your drawing → ② cropped to the ink → ③ fitted into 20x20 → ④ centred by mass "
+               "in 28x28, as MNIST's digits were made. The network sees only ④.")
+    cols = st.columns(4)
+    for col, (name, picture) in zip(cols, steps.items()):
+        scale = max(1, 112 // max(picture.shape))
+        small = picture if scale > 1 or max(picture.shape) <= 112 else picture[::2, ::2]
+        col.image(pixels(small, scale), caption=f"{name} {picture.shape[1]}x{picture.shape[0]}",
+                  clamp=True, output_format="PNG")
+    x = normalize(torch.from_numpy(steps["centred"])[None])[0]
+    blank = normalize(torch.zeros(1, 28, 28))[0]
+    hidden = hidden_activations(model, x)
+    st.caption(f"The first hidden layer's {len(hidden)} values for this drawing: each bar is one "
+               "unit (a detector of a stroke pattern); most stay at zero.")
+    st.plotly_chart(activations_figure(hidden), key="activations", config={"displayModeBar": False})
+    left, right = st.columns([1, 2])
+    left.image(pixels(diverging(contributions(model, x, blank, digit)) / 255.0, 4),
+               output_format="PNG")
+    right.caption(f"Which pixels pushed the answer toward **{digit}** (blue) and which away from it "
+                  "(red), compared with a blank pad (integrated gradients: they add up to the change "
+                  f"in the score for {digit}).")

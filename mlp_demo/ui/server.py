@@ -17,6 +17,7 @@ from mlp_demo import checkpoints
 from mlp_demo.data import load_mnist
 from mlp_demo.jobs import TrainingJob
 from mlp_demo.limits import Limits, RunQueue, configure_threads
+from mlp_demo.runs import RunHistory
 from mlp_demo.store import ModelStore
 
 log = logging.getLogger("mlp_demo.app")
@@ -52,10 +53,16 @@ def load_model(path: str, mtime_ns: int, size: int):
 
 
 class SessionRuns:
-    """This browser session's run (queued, training or done)."""
+    """This browser session's runs: every one kept (up to MLP_DEMO_MAX_RUNS), the latest live."""
 
     def __init__(self):
-        self.job: TrainingJob | None = None
+        self.history = RunHistory()
+
+    @property
+    def job(self) -> TrainingJob | None:
+        """The latest run's job (queued, training or done), or None before the first Train."""
+        latest = self.history.latest
+        return latest.job if latest else None
 
 
 def visitor() -> str:

@@ -14,7 +14,7 @@ from .server import SessionRuns, show_message, user_action
 from .sidebar import config_from_state
 
 REFRESH_S = 1.0
-LIVE = "Live: the model you train here"
+LIVE = "Live: the model you train here"  # the latest run, as it trains and after
 
 
 @user_action("train_message")
@@ -38,11 +38,17 @@ def start_training(runs: SessionRuns) -> None:
         place = queue.submit(job)
     except Busy as e:
         raise ValueError(str(e)) from None
-    runs.job = job
+    run, dropped = runs.history.add(job)
     st.session_state.model_choice = LIVE
+    notes = []
     if place:
-        st.session_state.train_message = ("warning", f"All {limits.max_jobs} training slots are "
-                                          "busy: your run is queued and starts by itself.")
+        notes.append(f"All {limits.max_jobs} training slots are busy: {run.name} is queued and "
+                     "starts by itself.")
+    if dropped:
+        notes.append(f"{', '.join(r.name for r in dropped)} dropped: a tab keeps at most "
+                     f"{runs.history.limit} runs (pin a run in Compare runs to keep it).")
+    if notes:
+        st.session_state.train_message = ("warning", " ".join(notes))
 
 
 def stop_training(job: TrainingJob) -> None:
