@@ -5,6 +5,7 @@ In CI (or with MLP_DEMO_BROWSER=1) a missing browser fails these tests instead o
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,49 @@ def test_a_forged_drawing_is_refused_and_others_keep_working(browser, server):
     assert prediction(other) == "Prediction: 1"
     other.close()
     hostile.close()
+
+
+def short_run(page) -> None:
+    """Press Train with one epoch and wait until it ends."""
+    page.locator(".st-key-hp_epochs input").focus()
+    page.keyboard.press("Home")
+    time.sleep(1.5)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("button", name="Train", exact=True).wait_for(state="visible", timeout=20_000)
+    page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => "
+                           "b.innerText.includes('Train') && !b.disabled)", timeout=120_000)
+    body_has(page, "finished", 120_000)
+
+
+def test_compare_runs_and_look_inside_the_network(browser, server):
+    page = new_page(browser)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(server)
+    pad(page)
+    body_has(page, BLANK_PAD, 30_000)
+    short_run(page)
+    page.locator(".st-key-hp_lr input").focus()
+    page.keyboard.press("ArrowRight")  # another learning rate
+    short_run(page)
+    body_has(page, "Run 2", 30_000)
+    text = page.inner_text("body")
+    for heading in ("Compare runs", "Confusion matrix", "Misclassified", "First-layer weights",
+                    "Share settings by link"):
+        assert heading in text, heading
+    page.locator(".st-key-confusion .js-plotly-plot .heatmaplayer").wait_for(timeout=30_000)
+    draw(page, vertical_stroke())
+    body_has(page, "Why this prediction", 30_000)
+    page.locator(".st-key-activations .js-plotly-plot").wait_for(timeout=30_000)
+    page.set_viewport_size({"width": 1400, "height": 5200})  # the whole page in one picture
+    time.sleep(2)
+    shot(page, "compare-and-inside")
+    link = page.locator("[data-testid=stCode]").inner_text().strip()
+    assert "lr=" in link and "epochs=1" in link
+    fresh = new_page(browser)
+    fresh.goto(link)
+    pad(fresh)
+    body_has(fresh, BLANK_PAD, 30_000)
+    assert fresh.locator(".st-key-hp_epochs input").input_value() == "1"
+    assert fresh.locator(".st-key-hp_lr").inner_text() == page.locator(".st-key-hp_lr").inner_text()
+    fresh.close()
+    page.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from mlp_demo.checkpoints import CheckpointError
 from mlp_demo.data import normalize
@@ -76,6 +78,18 @@ def show_prediction(runs: SessionRuns, choices: dict) -> None:
     why_this_prediction(model, image, digit)
 
 
+def square(picture, size: int = 112):
+    """A step's picture on a black square of `size` pixels, its aspect ratio kept: small ones
+    enlarged into crisp blocks, large ones shrunk smoothly."""
+    side = max(picture.shape)
+    padded = np.zeros((side, side), np.float32)
+    top, left = (side - picture.shape[0]) // 2, (side - picture.shape[1]) // 2
+    padded[top:top + picture.shape[0], left:left + picture.shape[1]] = picture
+    if side <= size:
+        return pixels(padded, size // side)
+    return np.asarray(Image.fromarray(pixels(padded, 1)).resize((size, size), Image.Resampling.LANCZOS))
+
+
 def model_for(source):
     """The model behind a choice: a listed checkpoint (cached per file version), or a copy of
     a run's current weights."""
@@ -108,10 +122,8 @@ def why_this_prediction(model, image, digit: int) -> None:
                "in 28x28, as MNIST's digits were made. The network sees only ④.")
     cols = st.columns(4)
     for col, (name, picture) in zip(cols, steps.items()):
-        scale = max(1, 112 // max(picture.shape))
-        small = picture if scale > 1 or max(picture.shape) <= 112 else picture[::2, ::2]
-        col.image(pixels(small, scale), caption=f"{name} {picture.shape[1]}x{picture.shape[0]}",
-                  clamp=True, output_format="PNG")
+        col.image(square(picture), caption=f"{name} {picture.shape[1]}x{picture.shape[0]}",
+                  output_format="PNG")
     x = normalize(torch.from_numpy(steps["centred"])[None])[0]
     blank = normalize(torch.zeros(1, 28, 28))[0]
     hidden = hidden_activations(model, x)

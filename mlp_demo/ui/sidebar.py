@@ -78,6 +78,11 @@ def sidebar(limits: Limits, device_choices: list[str]) -> None:
     """Every hyperparameter, grouped. The title was drawn in the first paint (app.py)."""
     if hp("epochs") not in st.session_state:
         apply_config(PRESETS["default"])
+    # Streamlit can drop a widget's state around fragment reruns (seen in Chromium: selectboxes
+    # fell back to their first option); a plain copy of the settings puts them back.
+    for key, value in st.session_state.get("hp_saved", {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
     bar, server = st.sidebar, limits.help()
     bar.selectbox("Preset", list(PRESETS), key="preset", on_change=on_preset,
                   format_func=PRESET_LABELS.get, help="Starting points; change anything after.")
@@ -114,6 +119,8 @@ def sidebar(limits: Limits, device_choices: list[str]) -> None:
         widget(st.number_input, "seed", "Seed", min_value=meta["low"], max_value=meta["high"], step=1)
     with bar.expander("Device", expanded=True):
         widget(st.radio, "device", "Train on", options=device_choices, horizontal=True)
+    st.session_state.hp_saved = {k: st.session_state[k] for k in list(st.session_state.keys())
+                                 if k.startswith("hp_") and k != "hp_saved"}
 
 
 def config_from_state() -> TrainConfig:
