@@ -31,9 +31,7 @@ DIGITS = {
 
 
 DEBUG = False
-HAS_INK = """() => {
-  const c = document.querySelector('[class*="st-key-canvas_"] canvas.lower-canvas');
-  if (!c) return false;
+HAS_INK = """c => {  // on the pad's lower canvas (inside the component's shadow root)
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   for (let i = 0; i < d.length; i += 4 * 13) if (d[i] > 128) return true;
   return false;
@@ -82,6 +80,20 @@ async def canvas_box(page) -> dict:
     raise RuntimeError("the drawing pad never became ready")
 
 
+async def has_ink(page, timeout_s: float = 3) -> bool:
+    """Whether the stroke reached the pad (fabric.js paints it a moment after mouse-up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            canvas = page.locator('[class*="st-key-canvas_"] canvas.lower-canvas').last
+            if await canvas.evaluate(HAS_INK, timeout=1_000):
+                return True
+        except Exception:
+            pass
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None, float | None, int]:
     """Clear, draw, and time mouse-up -> 'Prediction: d'; (None, None) if none came in time;
     and how many strokes the canvas did not take (and were drawn again)."""
@@ -108,12 +120,8 @@ async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None,
         for x, y in points[1:]:
             await page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
         await page.mouse.up()
-        try:
-            await page.wait_for_function(HAS_INK, timeout=3_000)
+        if await has_ink(page) or lost == 3:
             break
-        except Exception:
-            if lost == 3:
-                break
         lost += 1  # the canvas widget did not take the stroke: draw again, as a person would
     start = time.perf_counter()
     try:

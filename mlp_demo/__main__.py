@@ -1,4 +1,4 @@
-"""The command line: python -m mlp_demo train | evaluate | predict  (--help on each)."""
+"""The command line: python -m mlp_demo train | evaluate | predict | teach  (--help on each)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="checkpoint file (default: the shipped model)")
     predict.add_argument("--json", action="store_true", help="one JSON object per image and line")
     predict.set_defaults(command=cmd_predict)
+
+    from .teach import TeachConfig
+    defaults = TeachConfig()
+    teach = sub.add_parser("teach", help="fine-tune a model on your own labelled digits",
+                           description="Fine-tune a checkpoint on your own handwriting (an "
+                           "'image,label' CSV; image paths absolute or relative to the CSV), "
+                           "mixed with MNIST replay so that it keeps reading MNIST.")
+    teach.add_argument("--checkpoint", type=Path, default=checkpoints.DEFAULT_CHECKPOINT,
+                       help="the model to teach (default: the shipped model)")
+    teach.add_argument("--examples", type=Path, required=True, help="CSV with a header 'image,label'")
+    teach.add_argument("--out", type=Path, required=True, help="where to write the taught checkpoint")
+    teach.add_argument("--steps", type=int, default=defaults.steps,
+                       help=f"Adam steps (default: {defaults.steps})")
+    teach.add_argument("--lr", type=float, default=defaults.lr,
+                       help=f"learning rate (default: {defaults.lr:g})")
+    teach.add_argument("--replay", type=float, default=defaults.replay,
+                       help=f"share of each batch taken from MNIST (default: {defaults.replay:g})")
+    teach.add_argument("--json", action="store_true", help="end stdout with one JSON line")
+    teach.set_defaults(command=cmd_teach)
     return parser
 
 
@@ -142,6 +161,26 @@ def cmd_predict(args) -> int:
         else:
             print(f"{path}: " + ("no digit found" if digit is None else
                                  f"{digit} ({probs[digit]:.1%})"))
+    return 0
+
+
+def cmd_teach(args) -> int:
+    from .data import load_mnist
+    from .teach import TeachConfig, read_examples, teach_and_measure
+
+    config = TeachConfig(steps=args.steps, lr=args.lr, replay=args.replay).validate()
+    images, labels, _ = read_examples(args.examples)  # every row checked before any work
+    model, info = checkpoints.load(args.checkpoint)
+    taught, result = teach_and_measure(model, images, labels, load_mnist(), config)
+    metrics = {**info.metrics, "test_acc": result["test_accuracy_after"]}
+    checkpoints.save(args.out, taught, info.config, metrics, (info.train_seconds or 0) + result["seconds"])
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"taught {result['examples']} examples in {result['seconds']:.1f}s: your examples "
+              f"{result['examples_accuracy_before']:.1%} -> {result['examples_accuracy_after']:.1%}, "
+              f"MNIST test {result['test_accuracy_before']:.2%} -> {result['test_accuracy_after']:.2%}; "
+              f"saved {args.out}")
     return 0
 
 

@@ -96,3 +96,64 @@ def test_diverging_run_exits_with_the_advice(tmp_path, tiny_root):
               "--epochs", "3", "--val-size", "100", "--out", tmp_path / "x.safetensors", root=tiny_root)
     assert run.returncode == 2 and "lower the learning rate" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def write_examples(folder, rows):
+    """An examples CSV; rows of (file name, image array or None for none, label)."""
+    lines = ["image,label"]
+    for name, image, label in rows:
+        if image is not None:
+            Image.fromarray(image).save(folder / name)
+        lines.append(f"{name},{label}")
+    (folder / "examples.csv").write_text("\n".join(lines) + "\n")
+    return folder / "examples.csv"
+
+
+@pytest.fixture
+def tiny_model(tmp_path, tiny_root):
+    ckpt = tmp_path / "tiny.safetensors"
+    run = cli("train", "--hidden", "32", "--epochs", "1", "--val-size", "100", "--out", ckpt,
+              root=tiny_root)
+    assert run.returncode == 0, run.stderr
+    return ckpt
+
+
+def test_teach_moves_the_examples_accuracy_up(tmp_path, tiny_root, tiny_model):
+    shapes = [("1", (120, 30, 160, 250), 18), ("0", (80, 40, 200, 240), 16), ("7", (70, 40, 210, 240), 20)]
+    rows = [(f"{d}-{i}.png", drawn(d, box=(x0 + 8 * i, y0, x1 + 8 * i, y1), width=w), label)
+            for (d, (x0, y0, x1, y1), w), label in zip(shapes, (3, 5, 8)) for i in range(3)]
+    examples = write_examples(tmp_path, rows)
+    out = tmp_path / "taught.safetensors"
+    run = cli("teach", "--checkpoint", tiny_model, "--examples", examples, "--out", out, "--json",
+              "--steps", "120", root=tiny_root)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(result) == {"examples", "seconds", "examples_accuracy_before", "examples_accuracy_after",
+                           "test_accuracy_before", "test_accuracy_after"}
+    assert result["examples"] == 9
+    assert result["examples_accuracy_after"] > result["examples_accuracy_before"]
+    assert result["examples_accuracy_after"] == 1.0
+    assert result["test_accuracy_after"] > 0.5  # replay keeps what it knew
+    run = cli("predict", "--checkpoint", out, "--json", tmp_path / "7-0.png", root=tiny_root)
+    assert json.loads(run.stdout.strip().splitlines()[-1])["prediction"] == 8
+
+
+@pytest.mark.parametrize("bad, message", [
+    (("missing.png", None, 1), "row 3: cannot read image missing.png"),
+    (("garbage.png", "garbage", 1), "row 3: cannot read image garbage.png"),
+    (("blank.png", np.zeros((280, 280), np.uint8), 1), "row 3: blank.png looks blank"),
+    (("seven.png", drawn("7"), "x"), "row 3: the label must be a digit"),
+    (("seven.png", drawn("7"), "10"), "row 3: the label must be a digit"),
+])
+def test_teach_refuses_a_bad_row_with_one_line(tmp_path, tiny_root, tiny_model, bad, message):
+    name, image, label = bad
+    if isinstance(image, str):
+        (tmp_path / name).write_bytes(b"not an image at all")
+        image = None
+    examples = write_examples(tmp_path, [("one.png", drawn("1"), 1), (name, image, label)])
+    out = tmp_path / "taught.safetensors"
+    run = cli("teach", "--checkpoint", tiny_model, "--examples", examples, "--out", out,
+              root=tiny_root)
+    assert run.returncode == 2
+    assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr, run.stderr
+    assert not out.exists()

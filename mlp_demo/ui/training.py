@@ -80,10 +80,16 @@ def training_section(runs: SessionRuns, config_error: str | None) -> None:
 
 def training_progress(job: TrainingJob, was_active: bool) -> None:
     server.heartbeat()
-    history = job.snapshot()
-    p, status = history["progress"], history["status"]
+    show_progress(job, job.snapshot())
     if was_active and not job.active:
-        st.rerun()  # the run ended: redraw the whole page (buttons, model list)
+        # The run ended: redraw the whole page (buttons, model list). Called last, after this
+        # fragment's elements: a rerun from inside a fragment before them can reset widget
+        # values (streamlit/streamlit#11266).
+        st.rerun()
+
+
+def show_progress(job: TrainingJob, history: dict) -> None:
+    p, status = history["progress"], history["status"]
     if status == "queued":
         queue = server.run_queue()
         place, eta = queue.position(job), queue.estimated_start(job)
