@@ -131,8 +131,9 @@ def why_this_prediction(model, image, digit: int) -> None:
                "unit (a detector of a stroke pattern); most stay at zero.")
     st.plotly_chart(activations_figure(hidden), key="activations", config={"displayModeBar": False})
     left, right = st.columns([1, 2])
-    left.image(pixels(diverging(contributions(model, x, blank, digit)) / 255.0, 4),
-               output_format="PNG")
+    framed = np.pad(diverging(contributions(model, x, blank, digit)), ((1, 1), (1, 1), (0, 0)),
+                    constant_values=160)  # a grey frame: the map is white wherever there is no ink
+    left.image(pixels(framed / 255.0, 5), output_format="PNG")
     right.caption(f"Which pixels pushed the answer toward **{digit}** (blue) and which away from it "
-                  "(red), compared with a blank pad (integrated gradients: they add up to the change "
-                  f"in the score for {digit}).")
+                  "(red), compared with a blank pad: only inked pixels can count, so the rest is "
+                  f"white (integrated gradients: they add up to the change in the score for {digit}).")
