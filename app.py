@@ -25,17 +25,37 @@ st.sidebar.title("Hyperparameters")
 st.title("Train a neural network on handwritten digits")
 st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, learns MNIST's "
            "60,000 digits. Draw below; tune and train on the left.")
-PAD, PREDICTION = st.columns([1, 1], gap="large")
-with PAD:
-    drawing_pad()
 
-import torch  # the heavy imports, after the first paint
+
+def drawing_and_prediction() -> None:
+    """The pad and what the network makes of it. A fragment: a stroke, Clear or a change of
+    model reruns only this, not the whole page with its figures (measured in bench.load)."""
+    pad_column, prediction_column = st.columns([1, 1], gap="large")
+    with pad_column:
+        drawing_pad()
+    from mlp_demo.ui import prediction, server  # torch: 2.4 s on a cold server, after the pad
+    from mlp_demo.ui.models import model_choices
+
+    runs = server.session_runs()
+    choices = model_choices(runs, server.model_store().listing())
+    prediction.pad_and_prediction(pad_column, prediction_column, runs, choices)
+
+
+def refresh_seconds() -> float | None:
+    if "runs" not in st.session_state:  # the first paint, before torch
+        return None
+    from mlp_demo.ui import prediction, server
+    return prediction.refresh_seconds(server.session_runs())
+
+
+st.fragment(run_every=refresh_seconds())(drawing_and_prediction)()
+
+import torch  # the heavy imports (already loaded by the pad's fragment on a first visit)
 
 from mlp_demo.ui import server
 from mlp_demo.ui.compare import compare_section
 from mlp_demo.ui.inside import inside_section
 from mlp_demo.ui.models import model_choices, models_section
-from mlp_demo.ui.prediction import model_picker, prediction_area
 from mlp_demo.ui.share import keep_link_current, link_notice, restore_from_link, share_section
 from mlp_demo.ui.sidebar import config_problems, sidebar
 from mlp_demo.ui.training import training_section
@@ -57,10 +77,6 @@ def main() -> None:
 
     listing = server.model_store().listing()  # after any save or upload callback has run
     choices = model_choices(runs, listing)
-    with PAD:
-        model_picker(choices)
-    with PREDICTION:
-        prediction_area(runs, choices)
     st.divider()
     training_section(runs, config_error)
     st.divider()

@@ -29,10 +29,19 @@ def model_picker(choices: dict) -> None:
                  help="The shipped model, the one training right now, or one you or others saved.")
 
 
-def prediction_area(runs: SessionRuns, choices: dict) -> None:
+def pad_and_prediction(pad_column, prediction_column, runs: SessionRuns, choices: dict) -> None:
+    """The model picker under the pad, and the prediction beside it (inside app.py's fragment,
+    so that a stroke or a model change reruns only this part of the page)."""
+    with pad_column:
+        model_picker(choices)
+    with prediction_column:
+        prediction_panel(runs, choices)
+
+
+def refresh_seconds(runs: SessionRuns) -> float | None:
+    """How often the pad's fragment reruns by itself: every second while the live model trains."""
     live = st.session_state.get("model_choice") == LIVE
-    refresh = REFRESH_S if live and runs.job and runs.job.running else None
-    st.fragment(run_every=refresh)(prediction_panel)(runs, choices)
+    return REFRESH_S if live and runs.job and runs.job.running else None
 
 
 def prediction_panel(runs: SessionRuns, choices: dict) -> None:
