@@ -228,15 +228,3 @@ def path_for_name(name: str, folder: str | Path | None = None) -> Path:
         raise CheckpointError(f"{str(name)[:60]!r} is not a usable name: use 1 to 40 letters, "
                               "digits, '-' or '_' (and not 'default')")
     return Path(folder or saved_dir()) / f"{name}.safetensors"
-
-
-def list_checkpoints(folder: str | Path | None = None) -> list[CheckpointInfo]:
-    """The shipped model, then every checkpoint in the folder that passes read_header()."""
-    infos = []
-    paths = {DEFAULT_CHECKPOINT, *Path(folder or saved_dir()).glob("*.safetensors")}
-    for path in sorted(paths):
-        try:
-            infos.append(read_info(path))
-        except CheckpointError:
-            continue
-    return sorted(infos, key=lambda i: (i.name != "default", i.name))

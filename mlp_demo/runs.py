@@ -63,9 +63,6 @@ class RunHistory:
     def get(self, number: int) -> Run | None:
         return next((r for r in self.runs if r.number == number), None)
 
-    def remove(self, number: int) -> None:
-        self.runs = [r for r in self.runs if r.number != number]
-
     def rename(self, number: int, name: str) -> None:
         name = " ".join(str(name).split())[:40]
         if not name:

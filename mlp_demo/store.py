@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ class ModelStore:
         self.shipped = shipped
         self.lock = threading.Lock()
         self.owners: dict[str, str] = {}  # model name -> visitor
-        self._headers: dict[str, tuple] = {}  # file name -> ((mtime_ns, size), info or error)
+        self._headers: dict[str, tuple] = {}  # file path -> ((mtime_ns, size), info or error)
+        self._listed: tuple = (None, None)  # (folder version, Listing)
         self._remove_stale_temporaries()
 
     def _remove_stale_temporaries(self) -> None:
@@ -57,9 +59,30 @@ class ModelStore:
 
     # -- reading
     def listing(self) -> Listing:
-        """Every readable model, each header read once per (mtime, size) of its file."""
+        """Every readable model. The page asks on every stroke, so the folder is scanned again
+        only when it changed (its mtime: every save, upload, delete and eviction renames or
+        removes a file), and each header is read once per (mtime, size) of its file."""
+        version = self._folder_version()
+        if version is not None and version == self._listed[0]:
+            return self._listed[1]
         with self.lock:
             entries = self._entries()
+        listing = self._read_all(entries)
+        self._listed = (version, listing)
+        return listing
+
+    def _folder_version(self):
+        """The folder's and the shipped file's mtimes; None while a change could still be
+        within the filesystem's timestamp resolution (then the folder is scanned)."""
+        try:
+            folder, shipped = self.folder.stat(), self.shipped.stat()
+        except OSError:
+            return None
+        if time.time_ns() - folder.st_mtime_ns < 2 * 10**9:
+            return None
+        return folder.st_mtime_ns, shipped.st_mtime_ns, shipped.st_size
+
+    def _read_all(self, entries: dict[str, Path]) -> Listing:
         models, unreadable = [], []
         shipped = self._read(self.shipped.name, self.shipped, None)
         if isinstance(shipped, CheckpointInfo):
@@ -74,6 +97,8 @@ class ModelStore:
                 models.append(info)
             else:
                 unreadable.append(name)
+        kept = {str(p) for p in entries.values()} | {str(self.shipped)}
+        self._headers = {k: v for k, v in self._headers.items() if k in kept}  # deleted files go
         return Listing(models, unreadable)
 
     def _entries(self) -> dict[str, Path]:
@@ -100,10 +125,10 @@ class ModelStore:
         self._headers[str(path)] = (key, result)
         return result
 
-    def load(self, info: CheckpointInfo):
-        """The model behind a listed entry (the shipped one is trusted beyond the size cap)."""
-        trusted = info.path.resolve() == self.shipped.resolve()
-        return checkpoints.load(info.path, None if trusted else self.limits.max_params)[0]
+    def load(self, path: Path):
+        """The model in a listed file (the shipped one is trusted beyond the size cap)."""
+        trusted = path.resolve() == self.shipped.resolve()
+        return checkpoints.load(path, None if trusted else self.limits.max_params)[0]
 
     def owner(self, name: str) -> str | None:
         with self.lock:

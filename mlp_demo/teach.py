@@ -25,6 +25,7 @@ from .train import evaluate
 
 MAX_EXAMPLES = 500
 MAX_IMAGE_PIXELS = 4096 * 4096  # a photo is fine; a decompression bomb is not
+MAX_CSV_BYTES = 2**20  # 500 rows of paths fit many times over
 
 
 class ExampleError(ValueError):
@@ -63,6 +64,8 @@ def read_examples(csv_path: str | Path) -> tuple[torch.Tensor, torch.Tensor, lis
 
     csv_path = Path(csv_path)
     try:
+        if csv_path.stat().st_size > MAX_CSV_BYTES:
+            raise ExampleError(f"{csv_path} is larger than an examples file can be (1 MB)")
         with open(csv_path, newline="") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError) as e:

@@ -173,3 +173,17 @@ def test_uploads_are_rebuilt_and_saved_under_a_safe_name(tmp_path):
                                              ("...", "uploaded"), ("x" * 80, "x" * 40)])
 def test_upload_names(given, expected):
     assert upload_name(given) == expected
+
+
+def test_an_unchanged_folder_is_not_scanned_again(tmp_path, monkeypatch):
+    store = store_in(tmp_path)
+    save(store, "m", "alice")
+    os.utime(tmp_path, ns=(1, 1))  # the folder last changed long ago
+    first = store.listing()
+    scans = []
+    real = store._entries
+    monkeypatch.setattr(store, "_entries", lambda: scans.append(1) or real())
+    assert store.listing() is first and scans == []
+    save(store, "n", "alice")  # a save renames a file into the folder: its mtime moves
+    scans.clear()
+    assert names(store) == ["default", "m", "n"] and scans == [1]

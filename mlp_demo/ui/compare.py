@@ -9,8 +9,7 @@ from mlp_demo.plots import X_AXES, comparison_figure
 from mlp_demo.runs import settings_table, to_csv, to_json
 
 from .server import SessionRuns, show_message, user_action
-
-REFRESH_S = 1.0
+from .training import REFRESH_S
 
 
 @user_action("compare_message")

@@ -100,10 +100,10 @@ def square(picture, size: int = 112):
 
 
 def model_for(source):
-    """The model behind a choice: a listed checkpoint (cached per file version), or a copy of
-    a run's current weights."""
+    """The model behind a choice: a listed checkpoint (cached per file version), or a run's
+    weights: copied while it trains (its thread writes them), as they are once it has ended."""
     if isinstance(source, Run):
-        return source.job.model()
+        return source.job.model() if source.job.running else source.job.preview
     stat = source.path.stat()
     return server.load_model(str(source.path), stat.st_mtime_ns, stat.st_size)
 

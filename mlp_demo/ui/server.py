@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from pathlib import Path
 
 import streamlit as st
 
@@ -48,8 +49,7 @@ def mnist(root: str):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def load_model(path: str, mtime_ns: int, size: int):
     """A listed checkpoint's model, reloaded when its file changes."""
-    info = checkpoints.read_info(path)
-    return model_store().load(info)
+    return model_store().load(Path(path))
 
 
 class SessionRuns:
