@@ -28,17 +28,20 @@ st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, 
 
 
 def drawing_and_prediction() -> None:
-    """The pad and what the network makes of it. A fragment: a stroke, Clear or a change of
-    model reruns only this, not the whole page with its figures (measured in bench.load)."""
+    """The pad, what the network makes of it, and teaching it your handwriting. A fragment: a
+    stroke, Clear, a label or a change of model reruns only this, not the whole page with its
+    figures (measured in bench.load)."""
     pad_column, prediction_column = st.columns([1, 1], gap="large")
     with pad_column:
         drawing_pad()
     from mlp_demo.ui import prediction, server  # torch: 2.4 s on a cold server, after the pad
     from mlp_demo.ui.models import model_choices
+    from mlp_demo.ui.teaching import teach_section
 
     runs = server.session_runs()
     choices = model_choices(runs, server.model_store().listing())
     prediction.pad_and_prediction(pad_column, prediction_column, runs, choices)
+    teach_section(runs, choices)
 
 
 def refresh_seconds() -> float | None:

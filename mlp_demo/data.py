@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+FIELD = 28
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training pixels scaled to [0, 1]
 _SHIFT = torch.tensor(-MNIST_MEAN / MNIST_STD)
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -81,27 +82,67 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator, device) -
     return list(perm.split(batch_size))
 
 
-def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random rotation (+-12 deg), scale (0.85-1.15), shift (+-2.5 px) and stroke thickness,
-    per sample, as a batch: uint8 (N, 28, 28) in, float [0, 1] (N, 28, 28) out."""
-    n, device = len(images), images.device
+@dataclass(frozen=True)
+class Augmentation:
+    """How far each random transform may go; every strength at 0 leaves the digits as they are.
 
-    def uniform(low, high):
-        return (torch.rand(n, generator=generator) * (high - low) + low).to(device)
+    Rotation, scale and shift are MNIST's own variation; slant (shear), elastic distortion
+    (Simard et al. 2003) and stroke width are how people's handwriting differs from it."""
+    rotate_deg: float = 12.0
+    scale: float = 0.15  # scale factor in 1 +- scale
+    shift_px: float = 2.5
+    slant: float = 0.3  # horizontal shear: x moves by slant * y
+    elastic_px: float = 1.2  # typical displacement of a smooth random warp, in pixels
+    stroke: float = 0.5  # share of digits made thicker or thinner (half each)
 
-    angle = uniform(-12, 12) * (math.pi / 180)
-    scale = uniform(0.85, 1.15)
-    shift = uniform(-2.5, 2.5), uniform(-2.5, 2.5)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    # affine_grid maps output to input coordinates in [-1, 1]; one pixel is 2/28 there.
-    theta = torch.stack([torch.stack([cos, -sin, shift[0] * (2 / 28)], 1),
-                         torch.stack([sin, cos, shift[1] * (2 / 28)], 1)], 1)
+
+NO_AUGMENTATION = Augmentation(0, 0, 0, 0, 0, 0)
+ELASTIC_GRID = 4  # the warp is random on a 4x4 grid, interpolated smoothly to 28x28
+
+
+def augment(images: torch.Tensor, generator: torch.Generator,
+            strength: Augmentation = Augmentation()) -> torch.Tensor:
+    """Random affine (rotation, scale, shift, slant), elastic warp and stroke width, per
+    sample, as a batch: uint8 (N, 28, 28) in, float [0, 1] (N, 28, 28) out."""
     x = images.unsqueeze(1).float().mul_(1 / 255)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = affine_grid(len(x), generator, strength, x.device)
+    grid = grid + elastic_offsets(len(x), generator, strength.elastic_px, x.device)
     x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
-    # Stroke thickness: a quarter of the digits get a 2x2 dilation, a quarter a 2x2 erosion.
+    return vary_stroke(x, generator, strength.stroke).squeeze(1)
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
+    return (torch.rand(n, generator=generator) * (high - low) + low).to(device)
+
+
+def affine_grid(n: int, generator: torch.Generator, s: Augmentation, device) -> torch.Tensor:
+    """Sampling grids (N, 28, 28, 2) of a random rotation, scale, shift and slant each."""
+    def uniform(limit):
+        return _uniform(n, -limit, limit, generator, device)
+
+    angle, scale = uniform(s.rotate_deg) * (math.pi / 180), 1 + uniform(s.scale)
+    # affine_grid maps output to input coordinates in [-1, 1]; one pixel is 2/28 there.
+    dx, dy, slant = uniform(s.shift_px) * (2 / 28), uniform(s.shift_px) * (2 / 28), uniform(s.slant)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # rotation-and-scale, then the shear x += slant * y
+    theta = torch.stack([torch.stack([cos + slant * sin, -sin + slant * cos, dx], 1),
+                         torch.stack([sin, cos, dy], 1)], 1)
+    return F.affine_grid(theta, [n, 1, FIELD, FIELD], align_corners=False)
+
+
+def elastic_offsets(n: int, generator: torch.Generator, pixels: float, device) -> torch.Tensor:
+    """A smooth random displacement (N, 28, 28, 2) in grid units: Gaussian on a coarse grid,
+    upsampled bicubically, so that neighbouring pixels move together and strokes bend."""
+    coarse = torch.randn(n, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator).to(device)
+    field = F.interpolate(coarse * (pixels * 2 / FIELD), size=(FIELD, FIELD), mode="bicubic",
+                          align_corners=True)
+    return field.permute(0, 2, 3, 1)
+
+
+def vary_stroke(x: torch.Tensor, generator: torch.Generator, share: float) -> torch.Tensor:
+    """A 2x2 dilation for share/2 of the digits and a 2x2 erosion for another share/2;
+    x: float (N, 1, 28, 28)."""
     thick = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1)
     thin = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1)), 2, stride=1)
-    pick = uniform(0, 1).view(n, 1, 1, 1)
-    x = torch.where(pick < 0.25, thick, torch.where(pick > 0.75, thin, x))
-    return x.squeeze(1)
+    pick = _uniform(len(x), 0, 1, generator, x.device).view(-1, 1, 1, 1)
+    return torch.where(pick < share / 2, thick, torch.where(pick > 1 - share / 2, thin, x))

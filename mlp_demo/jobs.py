@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .data import MnistSplits
 from .drawing import predict_image
 from .model import MLP
+from .teach import TeachConfig, accuracy, predictions, teach
 from .train import Trainer
 
 MAX_STEP_POINTS = 600  # per-step curves are averaged down to at most this many points
@@ -213,6 +214,97 @@ class TrainingJob:
         """The trained weights (a copy), for saving."""
         with self.lock:
             return copy.deepcopy(self.preview) if self.preview is not None else None
+
+
+class TeachingJob(TrainingJob):
+    """Teaching (teach.teach) as a job: queued, stopped, limited and watched like a training
+    run, and kept in the run history under the settings of the model it started from.
+
+    Until the taught weights are ready the pad reads with the starting model. When done,
+    .result holds each example's prediction and the MNIST test accuracy, before and after."""
+
+    def __init__(self, model: MLP, images: torch.Tensor, labels: torch.Tensor,
+                 load_data: Callable[[], MnistSplits], visitor: str = "",
+                 max_seconds: float | None = None, teach_config: TeachConfig = TeachConfig()):
+        super().__init__(model.config, load_data, visitor, max_seconds)
+        self.teach_config = teach_config.validate()
+        self.images, self.labels = images, labels
+        self.preview = copy.deepcopy(model).cpu().eval()  # the starting model
+        self.progress["total_steps"] = teach_config.steps
+        self.result: dict | None = None
+
+    def eta_seconds(self) -> float:
+        with self.lock:
+            p = dict(self.progress)
+        if p["step"] and p["elapsed"]:
+            return max(0.0, (p["total_steps"] - p["step"]) * p["elapsed"] / p["step"])
+        c = self.teach_config
+        return 6 * self.config.n_params() * c.batch_size * c.steps / ESTIMATED_FLOP_PER_S
+
+    def snapshot(self) -> dict:
+        history = super().snapshot()
+        with self.lock:
+            history["teach"] = copy.deepcopy(self.result)
+        return history
+
+    def _run(self, on_done) -> None:
+        lower_priority(TRAINING_NICENESS)
+        start = time.perf_counter()
+        try:
+            data, base = self.load_data(), self.preview
+            before = predictions(base, self.images)
+            test_before = accuracy(base, data.test_x, data.test_y)
+            with self.lock:
+                self.status = "running"
+            taught = teach(base, self.images, self.labels, data.train_x, data.train_y,
+                           self.teach_config, stop=self.stop_requested,
+                           on_step=lambda step, loss: self._on_teach_step(step, loss, start))
+            after = predictions(taught, self.images)
+            test_after = accuracy(taught, data.test_x, data.test_y)
+            labels = self.labels.tolist()
+            with self.lock:
+                self.preview = taught
+                p = self.progress
+                self.epochs.append({
+                    "epoch": 1, "step": p["step"], "samples_seen": p["step"] * self.teach_config.batch_size,
+                    "elapsed": time.perf_counter() - start,
+                    "train_loss": self.loss.values[-1] if self.loss.values else None,
+                    "train_acc": _share_right(after, labels), "val_loss": None, "val_acc": None,
+                    "test_loss": None, "test_acc": test_after})
+                self.result = {"labels": labels, "before": before, "after": after,
+                               "examples_accuracy_before": _share_right(before, labels),
+                               "examples_accuracy_after": _share_right(after, labels),
+                               "test_accuracy_before": test_before, "test_accuracy_after": test_after}
+                self.status = "stopped" if self.stop_requested.is_set() else "finished"
+        except ValueError as e:  # the loss became NaN: the starting model stays
+            with self.lock:
+                self.status, self.message = "diverged", str(e)
+        except Exception as e:
+            with self.lock:
+                self.status, self.message = "failed", str(e)
+        finally:
+            with self.lock:
+                self.progress["elapsed"] = time.perf_counter() - start
+            self._release()
+            if on_done:
+                on_done(self)
+
+    def _on_teach_step(self, step: int, loss: float, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        with self.lock:
+            self.loss.add(step, loss)
+            self.lr.add(step, self.teach_config.lr)
+            self.progress.update(epoch=1, step=step, elapsed=elapsed,
+                                 samples_per_s=step * self.teach_config.batch_size / elapsed)
+        if self.max_seconds and elapsed > self.max_seconds:
+            with self.lock:
+                self.message = (f"stopped at the server's limit of {self.max_seconds:g} s per run "
+                                "(MLP_DEMO_MAX_RUN_SECONDS); the weights taught so far are kept")
+            self.stop_requested.set()
+
+
+def _share_right(predicted: list[int], labels: list[int]) -> float:
+    return sum(p == y for p, y in zip(predicted, labels)) / max(len(labels), 1)
 
 
 def lower_priority(niceness: int) -> None:

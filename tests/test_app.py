@@ -274,3 +274,28 @@ def test_why_this_prediction_beside_the_drawing(app, monkeypatch):
     assert not app.exception and not app.error
     assert any("blue" in c.value and "blank pad" in c.value for c in app.caption)
     assert any("first hidden layer" in c.value for c in app.caption)
+
+
+def test_label_a_drawing_teach_and_see_before_and_after(app, monkeypatch):
+    draw_on_pad(app, monkeypatch, png_data_url(drawn("1")))
+    app.button(key="label_7").click().run()  # a 1 labelled 7: the model must change its mind
+    assert not app.exception
+    assert any("Your examples" in m.value and "(1 of" in m.value for m in app.markdown)
+    assert any("Added as a 7" in s.value for s in app.success)
+    app.button(key="label_7").click().run()
+    assert any("already in Your examples" in e.value for e in app.error)
+    button(app, "Teach").click().run()
+    assert not app.exception and not app.error
+    wait_until_done(app)
+    assert not app.exception and not app.error
+    runs = app.session_state["runs"].history.runs
+    assert [r.name for r in runs] == ["Run 1: taught"]
+    assert any(m.value.startswith("**Before and after**") for m in app.markdown)
+    labels = [m.label for m in app.metric]
+    assert "Your examples read right" in labels and "MNIST test accuracy" in labels
+    assert app.selectbox(key="model_choice").value == "Live: the model you train here"
+    assert any("Prediction: 7" in m.value for m in app.markdown)  # the taught model reads it as taught
+    assert "Run 1: taught" in app.multiselect(key="compare_runs").options
+    button(app, "Clear all").click().run()
+    assert any("(0 of" in m.value for m in app.markdown)
+

@@ -13,11 +13,13 @@ from mlp_demo.checkpoints import CheckpointError
 from mlp_demo.data import normalize
 from mlp_demo.drawing import DrawingRefused, predict_image, preprocess_steps, read_drawing
 from mlp_demo.insight import contributions, hidden_activations
+from mlp_demo.jobs import TeachingJob
 from mlp_demo.plots import activations_figure, diverging, pixels, probabilities_over_steps, probability_figure
 from mlp_demo.runs import Run
 
 from . import server
 from .server import SessionRuns
+from .teaching import label_buttons
 from .training import LIVE, REFRESH_S
 
 log = logging.getLogger("mlp_demo.app")
@@ -39,9 +41,13 @@ def pad_and_prediction(pad_column, prediction_column, runs: SessionRuns, choices
 
 
 def refresh_seconds(runs: SessionRuns) -> float | None:
-    """How often the pad's fragment reruns by itself: every second while the live model trains."""
+    """How often the pad's fragment reruns by itself: every second while the live model trains
+    and while this tab is teaching (queued or running), else never."""
+    job = runs.job
+    if isinstance(job, TeachingJob) and job.active:
+        return REFRESH_S
     live = st.session_state.get("model_choice") == LIVE
-    return REFRESH_S if live and runs.job and runs.job.running else None
+    return REFRESH_S if live and job and job.running else None
 
 
 def prediction_panel(runs: SessionRuns, choices: dict) -> None:
@@ -82,6 +88,7 @@ def show_prediction(runs: SessionRuns, choices: dict) -> None:
     chart.plotly_chart(probability_figure(probs), key="probabilities",
                        config={"displayModeBar": False})
     seen.image(pixels(field, 5), caption="28x28 input", clamp=True, output_format="PNG")  # crisp pixels
+    label_buttons(field)
     if isinstance(source, Run) and source.job.running:
         live_trace(source, image, probs)
     why_this_prediction(model, image, digit)

@@ -1,0 +1,140 @@
+"""Pen-drawn digits as a visitor draws them on the pad, in styles MNIST rarely has.
+
+Each digit has one or more styles (a crossed 7, a 1 with a flag and a base, an open 4, a
+one-stroke 9, ...) given as strokes in a unit box. A "writer" is a seed: it fixes a slant,
+proportions, pen width and a wobble, and each drawing jitters the strokes a little more.
+The drawings are rendered like the pad's canvas (white ink on a transparent 280x280 RGBA).
+
+    python -m bench.handwriting [CHECKPOINT]   # accuracy per style, then teaching: taught on
+                                               # writers 0-4, read on writers 5-9
+
+These are our own drawings, generated; the held-out sets of other writers are not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def arc(cx, cy, rx, ry, start_deg, end_deg, n=24):
+    """Points on an ellipse from start to end angle (degrees, 0 = right, 90 = down)."""
+    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+            for a in np.linspace(start_deg, end_deg, n)]
+
+
+# digit -> style name -> strokes (lists of (x, y) in a unit box, y down)
+STYLES = {
+    "0": {"oval": [arc(0.5, 0.5, 0.32, 0.48, -90, 275)]},
+    "1": {"line": [[(0.5, 0.0), (0.5, 1.0)]],
+          "flag": [[(0.25, 0.2), (0.5, 0.0), (0.5, 1.0)]],
+          "flag and base": [[(0.25, 0.2), (0.5, 0.0), (0.5, 1.0)], [(0.25, 1.0), (0.75, 1.0)]]},
+    "2": {"curve": [arc(0.5, 0.27, 0.3, 0.27, 190, 360) + [(0.1, 1.0), (0.9, 1.0)]],
+          "loop": [arc(0.5, 0.27, 0.3, 0.27, 190, 360) + [(0.2, 0.9)]
+                   + arc(0.22, 0.88, 0.1, 0.1, 0, -300)[1:] + [(0.9, 0.95)]]},
+    "3": {"round": [arc(0.45, 0.25, 0.3, 0.25, 200, 450) + arc(0.45, 0.74, 0.34, 0.26, -90, 150)],
+          "flat top": [[(0.15, 0.0), (0.85, 0.0), (0.4, 0.42)] + arc(0.45, 0.7, 0.38, 0.3, -75, 150)]},
+    "4": {"closed": [[(0.65, 1.0), (0.65, 0.0), (0.05, 0.65), (0.95, 0.65)]],
+          "open": [[(0.2, 0.0), (0.1, 0.6), (0.9, 0.6)], [(0.7, 0.15), (0.7, 1.0)]]},
+    "5": {"hook": [[(0.85, 0.0), (0.2, 0.0), (0.15, 0.45)] + arc(0.45, 0.68, 0.38, 0.3, -140, 150)]},
+    "6": {"loop": [arc(0.75, 0.6, 0.55, 0.6, -120, -180, 8)[:1] + arc(0.5, 0.7, 0.34, 0.3, 200, 540)]},
+    "7": {"plain": [[(0.05, 0.0), (0.95, 0.0), (0.35, 1.0)]],
+          "crossed": [[(0.05, 0.0), (0.95, 0.0), (0.4, 1.0)], [(0.4, 0.5), (0.9, 0.5)]],
+          "hooked": [[(0.05, 0.15), (0.1, 0.0), (0.95, 0.0), (0.45, 1.0)]]},
+    "8": {"figure": [arc(0.5, 0.25, 0.28, 0.25, 90, 450)[:-1] + arc(0.5, 0.74, 0.34, 0.26, -90, 270)]},
+    "9": {"stick": [arc(0.45, 0.3, 0.33, 0.3, 0, 360), [(0.78, 0.2), (0.78, 1.0)]],
+          "one stroke": [arc(0.45, 0.3, 0.33, 0.3, -20, -360) + [(0.78, 0.3), (0.65, 1.0)]],
+          "open loop": [arc(0.45, 0.3, 0.33, 0.3, -30, -300) + [(0.78, 0.3), (0.7, 1.0)]]},
+}
+
+
+def style_names() -> list[tuple[str, str]]:
+    return [(digit, style) for digit, styles in STYLES.items() for style in styles]
+
+
+def render(digit: str, style: str, writer: int, sample: int) -> np.ndarray:
+    """A 280x280 RGBA drawing of digit in style, by writer (a seed), the sample-th time."""
+    w = np.random.default_rng(writer)
+    slant, aspect, size = w.uniform(-0.35, 0.25), w.uniform(0.55, 0.85), w.uniform(130, 210)
+    width, wobble = w.uniform(10, 24), w.uniform(0.004, 0.015)
+    r = np.random.default_rng([writer, sample, ord(digit), len(style)])
+    height = size * r.uniform(0.93, 1.07)
+    cx, top = 140 + r.uniform(-25, 25), 140 - height / 2 + r.uniform(-15, 15)
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for stroke in STYLES[digit][style]:
+        p = np.asarray(stroke, dtype=float) + r.normal(0, wobble, (len(stroke), 2))
+        x = (p[:, 0] - 0.5) * height * aspect + (0.5 - p[:, 1]) * height * slant + cx
+        y = p[:, 1] * height + top
+        draw.line(list(zip(x, y)), fill=(255, 255, 255, 255), width=round(width), joint="curve")
+        for end in (0, -1):  # the pad's round pen caps
+            draw.ellipse([x[end] - width / 2, y[end] - width / 2, x[end] + width / 2,
+                          y[end] + width / 2], fill=(255, 255, 255, 255))
+    return np.asarray(image)
+
+
+def drawings(writers, per_style: int = 1):
+    """(RGBA drawings, labels, style names) of every style by each writer."""
+    images, labels, styles = [], [], []
+    for writer in writers:
+        for digit, style in style_names():
+            for sample in range(per_style):
+                images.append(render(digit, style, writer, sample))
+                labels.append(int(digit))
+                styles.append(f"{digit} {style}")
+    return images, labels, styles
+
+
+def as_fields(images):
+    """Drawings -> uint8 tensor (N, 28, 28), preprocessed the way the app does."""
+    import torch
+
+    from mlp_demo.drawing import preprocess
+
+    return torch.stack([torch.from_numpy((preprocess(im) * 255).round().astype(np.uint8))
+                        for im in images])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", nargs="?", help="default: the shipped model")
+    parser.add_argument("--writers", type=int, default=10)
+    args = parser.parse_args(argv)
+    import torch
+
+    from mlp_demo import checkpoints
+    from mlp_demo.data import load_mnist
+    from mlp_demo.teach import predictions, teach_and_measure
+
+    model, _ = checkpoints.load(args.checkpoint or checkpoints.DEFAULT_CHECKPOINT)
+    images, labels, styles = drawings(range(args.writers))
+    fields, labels = as_fields(images), torch.tensor(labels)
+    predicted = torch.tensor(predictions(model, fields))
+    print("| style | read right |\n|---|---|")
+    for name in dict.fromkeys(styles):
+        pick = torch.tensor([s == name for s in styles])
+        print(f"| {name} | {(predicted[pick] == labels[pick]).float().mean().item():.0%} |")
+    untaught = (predicted == labels).float().mean().item()
+    print(f"| all ({len(labels)} drawings, {args.writers} writers) | {untaught:.1%} |")
+
+    # Teaching: 10 per class from the first half of the writers, read on the other half.
+    half = args.writers // 2
+    x, y, _ = drawings(range(half), per_style=1)
+    x, y = as_fields(x), torch.tensor(y)
+    pick = torch.cat([torch.nonzero(y == d).flatten()[:10] for d in range(10)])
+    taught, result = teach_and_measure(model, x[pick], y[pick], load_mnist(download=False))
+    held_out = torch.arange(len(labels)) >= half * len(style_names())
+    after = torch.tensor(predictions(taught, fields[held_out]))
+    result.update(untaught_on_other_writers=(predicted[held_out] == labels[held_out]).float().mean().item(),
+                  taught_on_other_writers=(after == labels[held_out]).float().mean().item(),
+                  untaught_all=untaught)
+    print(json.dumps(result), file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
