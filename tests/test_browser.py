@@ -201,3 +201,26 @@ def test_compare_runs_and_look_inside_the_network(browser, server):
     assert fresh.locator(".st-key-hp_lr").inner_text() == page.locator(".st-key-hp_lr").inner_text()
     fresh.close()
     page.close()
+
+
+def test_draw_label_teach_and_the_drawing_is_read_as_its_label(page, tmp_path):
+    """A vertical stroke labelled 7 (a writer whose 7s are one stroke): taught, it reads 7."""
+    body_has(page, BLANK_PAD, 20_000)
+    draw(page, vertical_stroke())
+    assert prediction(page) == "Prediction: 1"
+    page.locator(".st-key-label_7 button").click()
+    body_has(page, "Added as a 7", 10_000)
+    body_has(page, "(1 of at most 500)", 10_000)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download examples (.zip)").click()
+    saved = tmp_path / "examples.zip"
+    download.value.save_as(saved)
+    page.get_by_role("button", name="Clear all").click()
+    body_has(page, "(0 of at most 500)", 10_000)
+    page.locator(".st-key-examples_zip_0 input[type=file]").set_input_files(str(saved))
+    body_has(page, "Added 1 examples from examples.zip", 20_000)
+    page.get_by_role("button", name="Teach", exact=True).click()
+    body_has(page, "Before and after", 60_000)
+    body_has(page, "Prediction: 7", 20_000)  # the same drawing, now read by the taught model
+    shot(page, "taught")
+    assert page.get_by_text("MNIST test accuracy").count() >= 1

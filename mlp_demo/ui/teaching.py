@@ -48,9 +48,9 @@ def add_example(field: np.ndarray, label: int) -> None:
 def label_buttons(field: np.ndarray) -> None:
     """Ten digit buttons under the prediction: label the current drawing."""
     st.caption("Teach it: what did you draw? Label it to add it to Your examples.")
-    for digit, column in enumerate(st.columns(10, gap="small")):
-        column.button(str(digit), key=f"label_{digit}", on_click=add_example, args=(field, digit),
-                      use_container_width=True)
+    with st.container(horizontal=True, gap="xxsmall"):  # ten narrow columns would clip the digits
+        for digit in range(10):
+            st.button(str(digit), key=f"label_{digit}", on_click=add_example, args=(field, digit))
     show_message("label_message")
 
 
