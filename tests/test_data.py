@@ -1,7 +1,22 @@
+import dataclasses
+
 import pytest
 import torch
 
-from mlp_demo.data import MNIST_MEAN, MNIST_STD, DataMissing, augment, batch_indices, load_mnist, split_mnist
+from mlp_demo.data import (
+    MNIST_MEAN,
+    MNIST_STD,
+    NO_AUGMENTATION,
+    Augmentation,
+    DataMissing,
+    affine_grid,
+    augment,
+    batch_indices,
+    elastic_offsets,
+    load_mnist,
+    split_mnist,
+    vary_stroke,
+)
 
 
 def test_tiny_idx_files_load_through_torchvision(tiny_raw):
@@ -50,3 +65,50 @@ def test_augmentation_moves_ink_but_keeps_it(tiny_raw):
     assert ratio.min() > 0.4 and ratio.max() < 2.5  # digits are moved and thickened, not erased
     again = augment(images, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+def test_every_transform_is_the_identity_at_zero_strength(tiny_raw):
+    images = tiny_raw[0][:16]
+    out = augment(images, torch.Generator().manual_seed(0), NO_AUGMENTATION)
+    assert torch.allclose(out, images.float() / 255, atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    identity = torch.nn.functional.affine_grid(torch.eye(2, 3).expand(16, 2, 3), [16, 1, 28, 28],
+                                               align_corners=False)
+    assert torch.allclose(affine_grid(16, g, NO_AUGMENTATION, "cpu"), identity, atol=1e-6)
+    assert torch.equal(elastic_offsets(16, g, 0.0, "cpu"), torch.zeros(16, 28, 28, 2))
+    x = images.unsqueeze(1).float() / 255
+    assert torch.equal(vary_stroke(x, g, 0.0), x)
+
+
+@pytest.mark.parametrize("name", ["rotate_deg", "scale", "shift_px", "slant", "elastic_px", "stroke"])
+def test_each_transform_alone_changes_the_digits_within_range(tiny_raw, name):
+    images = tiny_raw[0][:32]
+    strength = dataclasses.replace(NO_AUGMENTATION, **{name: getattr(Augmentation(), name)})
+    out = augment(images, torch.Generator().manual_seed(1), strength)
+    assert out.shape == (32, 28, 28) and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    moved = (out - images.float() / 255).abs().amax((1, 2)) > 0.05
+    assert moved.float().mean() >= 0.4  # most digits changed (stroke: half of them, by design)
+    ratio = out.sum((1, 2)) / (images.float() / 255).sum((1, 2))
+    assert ratio.min() > 0.3 and ratio.max() < 3  # ink kept, not erased or smeared everywhere
+
+
+def test_slant_shears_rows_in_proportion_to_height():
+    """Vertical bars, slanted by up to 0.3: rows 15 pixels apart move apart by up to 4.5 px,
+    both ways."""
+    bars = torch.zeros(64, 28, 28, dtype=torch.uint8)
+    bars[:, 4:24, 13:15] = 255
+    out = augment(bars, torch.Generator().manual_seed(0), dataclasses.replace(NO_AUGMENTATION, slant=0.3))
+    cols = torch.arange(28.0)
+    centre = (out * cols).sum(2) / out.sum(2).clamp_min(1e-6)  # (64, 28): each row's ink centre
+    lean = centre[:, 6] - centre[:, 21]
+    assert lean.abs().max() <= 0.3 * 15 + 0.5
+    assert lean.min() < -2 and lean.max() > 2
+    assert torch.allclose(out.sum((1, 2)), bars.float().sum((1, 2)) / 255, rtol=0.05)  # ink kept
+
+
+def test_elastic_offsets_are_smooth_and_of_the_asked_size():
+    offsets = elastic_offsets(64, torch.Generator().manual_seed(0), 2.0, "cpu") * (28 / 2)  # in px
+    assert 0.8 < offsets.std().item() < 3.0
+    neighbour_step = (offsets[:, 1:] - offsets[:, :-1]).abs().mean().item()
+    assert neighbour_step < 0.25 * offsets.abs().mean().item()  # neighbours move together

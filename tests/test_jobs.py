@@ -144,3 +144,48 @@ def test_dropout_is_reproducible_from_its_generator(dropout):
     assert torch.equal(layer.eval()(x), x)
     if dropout:
         assert set(a.unique().tolist()) == {0.0, 2.0}
+
+
+def test_a_teaching_job_fine_tunes_in_the_background_and_reports_before_and_after(tiny_data, small_config):
+    from mlp_demo.jobs import TeachingJob
+    from mlp_demo.limits import Limits, RunQueue
+    from mlp_demo.model import MLP
+    from mlp_demo.teach import TeachConfig
+
+    trainer = Trainer(small_config, tiny_data)
+    trainer.run()
+    base = trainer.model.cpu()
+    # Shapes unlike the training digits (transposed), with labels the model must learn.
+    images = tiny_data.test_x[:12].transpose(1, 2).contiguous()
+    labels = (tiny_data.test_y[:12] + 3) % 10
+    job = TeachingJob(base, images, labels, lambda: tiny_data, visitor="me",
+                      teach_config=TeachConfig(steps=120, lr=2e-3))
+    assert job.preview is not base and isinstance(job.preview, MLP)  # the pad reads with a copy
+    queue = RunQueue(Limits(max_jobs=1))
+    assert queue.submit(job) == 0
+    job.join(60)
+    history = job.snapshot()
+    result = history["teach"]
+    assert history["status"] == "finished", history["message"]
+    assert result["labels"] == labels.tolist() and len(result["before"]) == len(result["after"]) == 12
+    assert result["examples_accuracy_after"] > result["examples_accuracy_before"] + 0.5
+    assert 0 < result["test_accuracy_after"] <= 1 and history["epochs"][-1]["test_acc"] == result["test_accuracy_after"]
+    assert history["progress"]["step"] == 120 and len(history["loss"]) > 0
+    assert job.model() is not None and not job.active and queue.counts() == (0, 0)
+    assert torch.equal(job.model()(torch.zeros(1, 784)), job.preview(torch.zeros(1, 784)))
+
+
+def test_a_teaching_job_stops_and_keeps_what_it_learned(tiny_data, small_config):
+    from mlp_demo.jobs import TeachingJob
+    from mlp_demo.model import MLP
+    from mlp_demo.teach import TeachConfig
+
+    job = TeachingJob(MLP(small_config), tiny_data.test_x[:4], tiny_data.test_y[:4],
+                      lambda: tiny_data, teach_config=TeachConfig(steps=10_000, batch_size=2))
+    job.start()
+    wait_for(lambda: job.snapshot()["progress"]["step"] > 5)
+    job.stop()
+    job.join(30)
+    history = job.snapshot()
+    assert history["status"] == "stopped" and history["teach"] is not None
+    assert history["progress"]["step"] < 10_000
