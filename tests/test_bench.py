@@ -16,9 +16,10 @@ def test_bench_runs_and_reports_every_row(tiny_root):
     assert "| ours, batch 64 |" in run.stdout and "roofline" in run.stdout
     (result,) = json.loads(run.stdout.strip().splitlines()[-1])
     for key in ("baseline", "ours_bs64", "roofline", "matmul_loop", "time_to_98_default", "time_to_98_fast",
-                "predict_ms", "predict_ms_while_training", "peak_rss_mb"):
+                "predict_ms", "predict_ms_while_training", "peak_rss_mb", "teach_100"):
         assert key in result
     assert result["ours_bs64"]["samples_per_s"] > 0 and result["peak_rss_mb"] > 0
+    assert result["teach_100"]["examples"] == 100 and "| teach the shipped model" in run.stdout
 
 
 def test_store_bench_runs(tiny_root):

@@ -103,3 +103,23 @@ def test_predict_all_matches_the_model():
     probs = predict_all(model, images, chunk=3)
     assert probs.shape == (7, 10) and torch.allclose(probs.sum(1), torch.ones(7))
     assert torch.equal(probs.argmax(1), model.eval()(normalize(images)).argmax(1))
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_predict_all_in_bfloat16_keeps_float32_argmax(tiny_data, monkeypatch, trained):
+    """The fast path (bfloat16, close calls redone in float32) counts the same answers."""
+    import mlp_demo.insight as insight
+    from mlp_demo.train import Trainer
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no native bfloat16; predict_all stays in float32")
+    config = TrainConfig(hidden=(256, 64), epochs=1, val_size=200, device="cpu")
+    model = MLP(config)
+    if trained:
+        Trainer(config, tiny_data, model).run()
+    images = torch.cat([tiny_data.train_x, tiny_data.test_x])  # more than the calibration set
+    monkeypatch.setattr(insight, "_fast_bf16", lambda: True)
+    fast = insight.predict_all(model, images, chunk=300)
+    exact = model.eval()(normalize(images)).softmax(1)
+    assert torch.equal(fast.argmax(1), exact.argmax(1))
+    assert torch.allclose(fast, exact, atol=0.02)
+    assert not model.training and next(model.parameters()).dtype == torch.float32
