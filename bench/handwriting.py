@@ -59,15 +59,16 @@ def style_names() -> list[tuple[str, str]]:
 def render(digit: str, style: str, writer: int, sample: int) -> np.ndarray:
     """A 280x280 RGBA drawing of digit in style, by writer (a seed), the sample-th time."""
     w = np.random.default_rng(writer)
-    slant, aspect, size = w.uniform(-0.35, 0.25), w.uniform(0.55, 0.85), w.uniform(130, 210)
-    width, wobble = w.uniform(10, 24), w.uniform(0.004, 0.015)
+    slant, aspect, size = w.uniform(-0.5, 0.35), w.uniform(0.45, 1.0), w.uniform(110, 220)
+    width, wobble, sloppy = w.uniform(8, 28), w.uniform(0.004, 0.02), w.uniform(0.0, 0.08)
     r = np.random.default_rng([writer, sample, ord(digit), len(style)])
     height = size * r.uniform(0.93, 1.07)
     cx, top = 140 + r.uniform(-25, 25), 140 - height / 2 + r.uniform(-15, 15)
     image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     for stroke in STYLES[digit][style]:
-        p = np.asarray(stroke, dtype=float) + r.normal(0, wobble, (len(stroke), 2))
+        # each stroke lands a little off where it belongs, each point wobbles
+        p = np.asarray(stroke, dtype=float) + r.normal(0, sloppy, 2) + r.normal(0, wobble, (len(stroke), 2))
         x = (p[:, 0] - 0.5) * height * aspect + (0.5 - p[:, 1]) * height * slant + cx
         y = p[:, 1] * height + top
         draw.line(list(zip(x, y)), fill=(255, 255, 255, 255), width=round(width), joint="curve")
