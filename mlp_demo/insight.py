@@ -13,7 +13,6 @@ from torch import nn
 from .data import normalize
 from .model import N_CLASSES
 
-
 CALIBRATION_IMAGES = 256  # run both ways, to measure how far bfloat16 moves the logits
 RECHECK_FACTOR = 4  # images whose top two logits are closer than 4x that are redone in float32
 

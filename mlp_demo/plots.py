@@ -139,13 +139,17 @@ def diverging(values: np.ndarray) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
-def activations_figure(h: np.ndarray) -> go.Figure:
-    """The first hidden layer's values for one drawing, one bar per unit."""
-    fig = go.Figure(go.Bar(y=h, marker_color=BLUE, hovertemplate="unit %{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(height=160, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
-                      xaxis=dict(title=f"hidden unit (of {len(h)})"), yaxis=dict(title="activation"),
-                      bargap=0)
-    return fig
+def activations_grid(h: np.ndarray, width: int = 224) -> np.ndarray:
+    """A layer's values for one drawing as an RGB picture, one square per unit in a near-square
+    grid (unit 0 top left, row by row), in the diverging colours; spare squares are grey.
+    An image, not a chart: a bar chart of 1,024 bars cost the pad ~20 ms a stroke."""
+    n = len(h)
+    columns = max(1, int(np.ceil(np.sqrt(n))))
+    rows = -(-n // columns)
+    grid = np.full((rows * columns, 3), 200, np.uint8)
+    grid[:n] = diverging(np.asarray(h, dtype=np.float32))
+    scale = max(1, width // columns)
+    return np.kron(grid.reshape(rows, columns, 3), np.ones((scale, scale, 1), np.uint8))
 
 
 def probabilities_over_steps(steps: list[int], probs: list) -> go.Figure:

@@ -187,7 +187,7 @@ def test_compare_runs_and_look_inside_the_network(browser, server):
     page.locator(".st-key-confusion .js-plotly-plot .heatmaplayer").wait_for(timeout=30_000)
     draw(page, vertical_stroke())
     body_has(page, "Why this prediction", 30_000)
-    page.locator(".st-key-activations .js-plotly-plot").wait_for(timeout=30_000)
+    body_has(page, "first hidden layer's", 30_000)
     page.set_viewport_size({"width": 1400, "height": 5200})  # the whole page in one picture
     time.sleep(2)
     shot(page, "compare-and-inside")

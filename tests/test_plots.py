@@ -33,3 +33,16 @@ def test_pixels_enlarge_crisply():
     out = pixels(image, 3)
     assert out.shape == (6, 6) and out.dtype == np.uint8
     assert out[0, 5] == 255 and out[5, 0] == 127 and out[0, 0] == 0
+
+
+def test_activations_grid_has_one_square_per_unit_in_order():
+    from mlp_demo.plots import activations_grid
+    h = np.zeros(10, np.float32)
+    h[0], h[4] = 2.0, -1.0
+    picture = activations_grid(h, width=40)  # 4x4 grid of 10-pixel squares, 6 spare
+    assert picture.shape == (30, 40, 3) and picture.dtype == np.uint8
+    squares = picture[::10, ::10].reshape(-1, 3)
+    assert tuple(squares[0]) == (5, 113, 176)  # the largest positive value: full blue
+    assert tuple(squares[1]) == (255, 255, 255)  # zero: white
+    assert squares[4][0] > squares[4][2]  # negative: red
+    assert all(tuple(s) == (200, 200, 200) for s in squares[10:])  # spare squares grey

@@ -14,7 +14,7 @@ from mlp_demo.data import normalize
 from mlp_demo.drawing import DrawingRefused, predict_image, preprocess_steps, read_drawing
 from mlp_demo.insight import contributions, hidden_activations
 from mlp_demo.jobs import TeachingJob
-from mlp_demo.plots import activations_figure, diverging, pixels, probabilities_over_steps, probability_figure
+from mlp_demo.plots import activations_grid, diverging, pixels, probabilities_over_steps, probability_figure
 from mlp_demo.runs import Run
 
 from . import server
@@ -143,13 +143,15 @@ def why_this_prediction(model, image, digit: int) -> None:
     x = normalize(torch.from_numpy(steps["centred"])[None])[0]
     blank = normalize(torch.zeros(1, 28, 28))[0]
     hidden = hidden_activations(model, x)
-    st.caption(f"The first hidden layer's {len(hidden)} values for this drawing: each bar is one "
-               "unit (a detector of a stroke pattern); most stay at zero.")
-    st.plotly_chart(activations_figure(hidden), key="activations", config={"displayModeBar": False})
-    left, right = st.columns([1, 2])
+    active, push = st.columns(2)
+    active.image(np.pad(activations_grid(hidden), ((2, 2), (2, 2), (0, 0)), constant_values=160),
+                 output_format="PNG")  # framed, like the map beside it: silent units are white
+    active.caption(f"The first hidden layer's {len(hidden)} values for this drawing, one square per "
+                   f"unit ({(hidden > 0).sum()} above zero, in blue): each unit detects a stroke "
+                   "pattern, and most stay silent.")
     framed = np.pad(diverging(contributions(model, x, blank, digit)), ((1, 1), (1, 1), (0, 0)),
                     constant_values=160)  # a grey frame: the map is white wherever there is no ink
-    left.image(pixels(framed / 255.0, 5), output_format="PNG")
-    right.caption(f"Which pixels pushed the answer toward **{digit}** (blue) and which away from it "
-                  "(red), compared with a blank pad: only inked pixels can count, so the rest is "
-                  f"white (integrated gradients: they add up to the change in the score for {digit}).")
+    push.image(pixels(framed / 255.0, 7), output_format="PNG")
+    push.caption(f"Which pixels pushed the answer toward **{digit}** (blue) and which away from it "
+                 "(red), compared with a blank pad: only inked pixels can count, so the rest is "
+                 f"white (integrated gradients: they add up to the change in the score for {digit}).")
