@@ -40,7 +40,8 @@ class TrainConfig:
     dropout: float = _hp(0.0, "Probability of zeroing a hidden unit while training.",
                          low=0.0, high=0.9)
     # Data
-    augment: bool = _hp(False, "Randomly rotate, scale, shift and thicken/thin the digits.")
+    augment: bool = _hp(False, "Randomly rotate, scale, shift, slant, warp and thicken/thin "
+                               "the digits.")
     val_size: int = _hp(5000, "Training images held out for validation (0 for none).",
                         low=0, high=30000)
     # Optimization
@@ -147,7 +148,7 @@ PRESETS = {
     "default": TrainConfig(),
     "fast": TrainConfig(hidden=(256,), optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
                         label_smoothing=0.1, epochs=2, scheduler="onecycle", val_size=0),
-    "best": TrainConfig(hidden=(1024, 256), dropout=0.2, augment=True, optimizer="adamw",
-                        lr=2e-3, weight_decay=0.01, batch_size=256, epochs=40,
+    "best": TrainConfig(hidden=(1024, 256), dropout=0.1, augment=True, optimizer="adamw",
+                        lr=2e-3, weight_decay=0.01, batch_size=256, epochs=60,
                         scheduler="onecycle", label_smoothing=0.1),
 }

@@ -91,7 +91,7 @@ class Augmentation:
     rotate_deg: float = 12.0
     scale: float = 0.15  # scale factor in 1 +- scale
     shift_px: float = 2.5
-    slant: float = 0.3  # horizontal shear: x moves by slant * y
+    slant: float = 0.15  # horizontal shear: x moves by slant * y
     elastic_px: float = 1.2  # typical displacement of a smooth random warp, in pixels
     stroke: float = 0.5  # share of digits made thicker or thinner (half each)
 

@@ -139,6 +139,27 @@ def diverging(values: np.ndarray) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
+def contact_sheet(images: list[np.ndarray], captions: list[str], colours: list[str] | None = None,
+                  columns: int = 10, scale: int = 2) -> np.ndarray:
+    """28x28 [0, 1] images in one RGB picture, rows of `columns`, each enlarged by `scale`
+    with its (ASCII) caption under it, in its colour. One picture, not one element per image:
+    the pad's fragment redraws it on every stroke, with up to 500 examples."""
+    from PIL import Image, ImageDraw
+
+    side, text_h, gap = 28 * scale, 14, 6
+    cell_w, cell_h = side + gap, side + text_h + gap
+    rows = max(1, -(-len(images) // columns))
+    sheet = Image.new("RGB", (columns * cell_w - gap, rows * cell_h - gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        r, c = divmod(i, columns)
+        x, y = c * cell_w, r * cell_h
+        sheet.paste(Image.fromarray(pixels(image, scale)), (x, y))
+        draw.text((x + side / 2, y + side + 1), caption, anchor="ma",
+                  fill=colours[i] if colours else "#444444")
+    return np.asarray(sheet)
+
+
 def activations_grid(h: np.ndarray, width: int = 224) -> np.ndarray:
     """A layer's values for one drawing as an RGB picture, one square per unit in a near-square
     grid (unit 0 top left, row by row), in the diverging colours; spare squares are grey.

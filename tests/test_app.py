@@ -296,6 +296,7 @@ def test_label_a_drawing_teach_and_see_before_and_after(app, monkeypatch):
     assert app.selectbox(key="model_choice").value == "Live: the model you train here"
     assert any("Prediction: 7" in m.value for m in app.markdown)  # the taught model reads it as taught
     assert "Run 1: taught" in app.multiselect(key="compare_runs").options
+    assert app.selectbox(key="save_run").options == ["Run 1: taught"]  # and it can be saved
     button(app, "Clear all").click().run()
     assert any("(0 of" in m.value for m in app.markdown)
 

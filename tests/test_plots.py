@@ -46,3 +46,16 @@ def test_activations_grid_has_one_square_per_unit_in_order():
     assert tuple(squares[1]) == (255, 255, 255)  # zero: white
     assert squares[4][0] > squares[4][2]  # negative: red
     assert all(tuple(s) == (200, 200, 200) for s in squares[10:])  # spare squares grey
+
+
+def test_contact_sheet_places_each_image_in_rows_with_room_for_captions():
+    from mlp_demo.plots import contact_sheet
+    images = [np.full((28, 28), i / 12) for i in range(12)]
+    sheet = contact_sheet(images, [str(i) for i in range(12)], ["red"] * 12, columns=5, scale=2)
+    assert sheet.shape == (3 * (56 + 14 + 6) - 6, 5 * (56 + 6) - 6, 3)
+    cell = 56 + 6
+    assert (sheet[20, cell * 3 + 20] == int(3 / 12 * 255)).all()  # image 3, row 0 column 3
+    assert (sheet[76 + 20, cell * 1 + 20] == int(6 / 12 * 255)).all()  # image 6, row 1 column 1
+    caption = sheet[57:70, 0:56]
+    assert ((caption[..., 0] > 150) & (caption[..., 1] < 100)).any()  # red text under image 0
+    assert (sheet[2 * 76 + 20, cell * 3 + 20] == 255).all()  # no image 13: white

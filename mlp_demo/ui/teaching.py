@@ -15,7 +15,7 @@ from mlp_demo.data import DataMissing, MnistSplits, mnist_root
 from mlp_demo.examples import ExamplesError, read_zip, to_zip
 from mlp_demo.jobs import TeachingJob
 from mlp_demo.limits import Busy
-from mlp_demo.plots import pixels
+from mlp_demo.plots import contact_sheet
 from mlp_demo.runs import Run
 from mlp_demo.teach import MAX_EXAMPLES
 
@@ -23,7 +23,7 @@ from . import server
 from .server import SessionRuns, show_message, user_action
 from .training import LIVE
 
-THUMB = 56  # pixels on screen of a 28x28 example
+GREEN, RED = "#2e7d32", "#c62828"
 
 
 def examples() -> list[dict]:
@@ -145,8 +145,9 @@ def teach_section(runs: SessionRuns, choices: dict) -> None:
     with gallery:
         st.markdown(f"**Your examples** ({len(mine)} of at most {MAX_EXAMPLES})")
         if mine:
-            st.image([pixels(e["image"] / 255.0, 2) for e in mine], width=THUMB,
-                     caption=[f"#{i + 1}: {e['label']}" for i, e in enumerate(mine)])
+            st.image(contact_sheet([e["image"] / 255.0 for e in mine],
+                                   [f"#{i + 1}: {e['label']}" for i, e in enumerate(mine)]),
+                     output_format="PNG")
             st.multiselect("Remove", range(len(mine)), key="remove_examples",
                            format_func=lambda i: f"#{i + 1}: {mine[i]['label']}",
                            placeholder="choose examples to remove")
@@ -210,11 +211,12 @@ def show_teaching_result(run: Run | None) -> None:
     st.caption("Learning new examples costs a little of the old: that is forgetting, and the "
                "MNIST images mixed into every batch keep it small. The taught model now answers "
                "the pad (Live); it is in Compare runs and can be saved.")
-    images = run.job.images
-    st.image([pixels(images[i].numpy() / 255.0, 2) for i in range(len(images))], width=THUMB,
-             caption=[f"{y}: {b}→{a}" + (" ✓" if a == y else " ✗")
-                      for y, b, a in zip(result["labels"], result["before"], result["after"])])
-    st.caption("Each example as label: prediction before → after.")
+    pairs = list(zip(result["labels"], result["before"], result["after"]))
+    st.image(contact_sheet([image / 255.0 for image in run.job.images.numpy()],
+                           [f"{y}: {b} > {a}" for y, b, a in pairs],
+                           [GREEN if a == y else RED for y, _, a in pairs]), output_format="PNG")
+    st.caption("Each example as *label: prediction before > after*, green where it is now read "
+               "right, red where not.")
 
 
 def watch_teaching(runs: SessionRuns) -> None:
