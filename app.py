@@ -36,12 +36,10 @@ def drawing_and_prediction() -> None:
         drawing_pad()
     from mlp_demo.ui import prediction, server  # torch: 2.4 s on a cold server, after the pad
     from mlp_demo.ui.models import model_choices
-    from mlp_demo.ui.teaching import teach_section
 
     runs = server.session_runs()
     choices = model_choices(runs, server.model_store().listing())
     prediction.pad_and_prediction(pad_column, prediction_column, runs, choices)
-    teach_section(runs, choices)
 
 
 def refresh_seconds() -> float | None:

@@ -73,6 +73,7 @@ def pad(page) -> dict:
     """The drawing pad's box on screen (its canvas is re-created by Clear)."""
     canvas = page.locator('[class*="st-key-canvas_"] canvas.upper-canvas').last  # takes strokes
     canvas.wait_for(state="visible", timeout=30_000)
+    canvas.scroll_into_view_if_needed()  # the mouse only reaches what is on screen
     return canvas.bounding_box()
 
 

@@ -19,7 +19,7 @@ from mlp_demo.runs import Run
 
 from . import server
 from .server import SessionRuns
-from .teaching import label_buttons
+from .teaching import label_buttons, teach_section
 from .training import LIVE, REFRESH_S
 
 log = logging.getLogger("mlp_demo.app")
@@ -32,12 +32,15 @@ def model_picker(choices: dict) -> None:
 
 
 def pad_and_prediction(pad_column, prediction_column, runs: SessionRuns, choices: dict) -> None:
-    """The model picker under the pad, and the prediction beside it (inside app.py's fragment,
-    so that a stroke or a model change reruns only this part of the page)."""
+    """The model picker under the pad; beside it the prediction, then teaching (inside app.py's
+    fragment, so that a stroke, a label or a model change reruns only this part of the page).
+    Teaching shares the column: below the pad it would push the page's Train button out of
+    sight of a visitor who has not drawn yet."""
     with pad_column:
         model_picker(choices)
     with prediction_column:
         prediction_panel(runs, choices)
+        teach_section(runs, choices)
 
 
 def refresh_seconds(runs: SessionRuns) -> float | None:

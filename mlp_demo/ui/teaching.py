@@ -141,49 +141,48 @@ def teach_section(runs: SessionRuns, choices: dict) -> None:
                "MNIST's images so that it does not forget MNIST.")
     show_message("examples_message")
     mine = examples()
-    gallery, actions = st.columns([3, 2], gap="large")
-    with gallery:
-        st.markdown(f"**Your examples** ({len(mine)} of at most {MAX_EXAMPLES})")
-        if mine:
-            st.image(contact_sheet([e["image"] / 255.0 for e in mine],
-                                   [f"#{i + 1}: {e['label']}" for i, e in enumerate(mine)]),
-                     output_format="PNG")
+    st.markdown(f"**Your examples** ({len(mine)} of at most {MAX_EXAMPLES})")
+    if mine:
+        st.image(contact_sheet([e["image"] / 255.0 for e in mine],
+                               [f"#{i + 1}: {e['label']}" for i, e in enumerate(mine)], columns=8),
+                 output_format="PNG")
+        with st.container(horizontal=True, vertical_alignment="bottom"):
             st.multiselect("Remove", range(len(mine)), key="remove_examples",
                            format_func=lambda i: f"#{i + 1}: {mine[i]['label']}",
                            placeholder="choose examples to remove")
-            remove, clear, _ = st.columns([1, 1, 2])
-            remove.button("Remove", on_click=remove_examples)
-            clear.button("Clear all", on_click=clear_examples)
-        else:
-            st.caption("None yet: draw a digit and press its button under the prediction.")
-    with actions:
-        teaching_controls(runs, choices, mine)
+            st.button("Remove", on_click=remove_examples)
+            st.button("Clear all", on_click=clear_examples)
+    else:
+        st.caption("None yet: draw a digit and press its button under the prediction.")
+    teaching_controls(runs, choices, mine)
     show_teaching_result(latest_teaching(runs))
     watch_teaching(runs)
 
 
 def teaching_controls(runs: SessionRuns, choices: dict, mine: list[dict]) -> None:
     job = runs.job
-    active = bool(job and job.active)
-    go, stop = st.columns(2)
-    go.button("Teach", type="primary", icon=":material/school:", disabled=active or not mine,
-              on_click=start_teaching, args=(runs, choices),
-              help="Fine-tune the model chosen under the pad on Your examples (150 steps, "
-                   "three quarters of each batch from MNIST).")
-    if isinstance(job, TeachingJob) and active:
-        stop.button("Stop teaching", icon=":material/stop:", on_click=stop_teaching, args=(job,))
+    teaching = isinstance(job, TeachingJob) and job.active
+    with st.container(horizontal=True):
+        st.button("Teach", type="primary", icon=":material/school:",
+                  disabled=bool(job and job.active) or not mine, on_click=start_teaching,
+                  args=(runs, choices),
+                  help="Fine-tune the model chosen under the pad on Your examples (150 steps, "
+                       "three quarters of each batch from MNIST).")
+        if teaching:
+            st.button("Stop teaching", icon=":material/stop:", on_click=stop_teaching, args=(job,))
+        if mine:
+            st.download_button(
+                "Download examples (.zip)", on_click="ignore", file_name="examples.zip",
+                data=lambda: to_zip([e["image"] for e in mine], [e["label"] for e in mine]),
+                mime="application/zip", help="examples.csv and the 28x28 PNGs; unzipped, "
+                "`python -m mlp_demo teach --examples examples.csv` reads it.")
+    if teaching:
         p = job.snapshot()["progress"]
         if job.status == "queued":
             st.info("Queued for a training slot; it starts by itself.")
         else:
             st.progress(min(p["step"] / max(p["total_steps"], 1), 1.0),
                         text=f"teaching: step {p['step']}/{p['total_steps']}")
-    if mine:
-        st.download_button("Download examples (.zip)",
-                           lambda: to_zip([e["image"] for e in mine], [e["label"] for e in mine]),
-                           file_name="examples.zip", mime="application/zip", on_click="ignore",
-                           help="examples.csv and the 28x28 PNGs; unzipped, "
-                                "`python -m mlp_demo teach --examples examples.csv` reads it.")
     version = st.session_state.get("examples_zip_version", 0)
     st.file_uploader("Upload examples (.zip)", type=["zip"], key=f"examples_zip_{version}",
                      on_change=add_upload,
@@ -214,7 +213,8 @@ def show_teaching_result(run: Run | None) -> None:
     pairs = list(zip(result["labels"], result["before"], result["after"]))
     st.image(contact_sheet([image / 255.0 for image in run.job.images.numpy()],
                            [f"{y}: {b} > {a}" for y, b, a in pairs],
-                           [GREEN if a == y else RED for y, _, a in pairs]), output_format="PNG")
+                           [GREEN if a == y else RED for y, _, a in pairs], columns=8),
+             output_format="PNG")
     st.caption("Each example as *label: prediction before > after*, green where it is now read "
                "right, red where not.")
 
