@@ -220,6 +220,8 @@ def test_draw_label_teach_and_the_drawing_is_read_as_its_label(page, tmp_path):
     download.value.save_as(saved)
     page.get_by_role("button", name="Clear all").click()
     body_has(page, "(0 of at most 500)", 10_000)
+    assert page.locator("input[type=file]").count() == 1  # the checkpoint's; examples' on request
+    page.locator(".st-key-examples_upload_open label").click()
     page.locator(".st-key-examples_zip_0 input[type=file]").set_input_files(str(saved))
     body_has(page, "Added 1 examples from examples.zip", 20_000)
     page.get_by_role("button", name="Teach", exact=True).click()

@@ -183,10 +183,13 @@ def teaching_controls(runs: SessionRuns, choices: dict, mine: list[dict]) -> Non
         else:
             st.progress(min(p["step"] / max(p["total_steps"], 1), 1.0),
                         text=f"teaching: step {p['step']}/{p['total_steps']}")
-    version = st.session_state.get("examples_zip_version", 0)
-    st.file_uploader("Upload examples (.zip)", type=["zip"], key=f"examples_zip_{version}",
-                     on_change=add_upload,
-                     help="A zip downloaded here: examples.csv and 28x28 PNGs, checked before use.")
+    # The uploader only on request: the page's one file input otherwise is the checkpoint's.
+    if st.toggle("Upload examples (.zip)", key="examples_upload_open"):
+        version = st.session_state.get("examples_zip_version", 0)
+        st.file_uploader("Examples zip", type=["zip"], key=f"examples_zip_{version}",
+                         on_change=add_upload,
+                         help="A zip downloaded here: examples.csv and 28x28 PNGs, checked "
+                              "before use.")
 
 
 def show_teaching_result(run: Run | None) -> None:
