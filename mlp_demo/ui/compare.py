@@ -9,7 +9,7 @@ from mlp_demo.plots import X_AXES, comparison_figure
 from mlp_demo.runs import settings_table, to_csv, to_json
 
 from .server import SessionRuns, show_message, user_action
-from .training import REFRESH_S
+from .training import LIVE_VIEWS_REFRESH_S
 
 
 @user_action("compare_message")
@@ -46,7 +46,7 @@ def compare_section(runs: SessionRuns) -> None:
     x = st.radio("x-axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="compare_x")
     selected = [numbers[n] for n in chosen]
     live = any(r.job.active for r in selected)
-    st.fragment(run_every=REFRESH_S if live else None)(comparison)(selected, x)
+    st.fragment(run_every=LIVE_VIEWS_REFRESH_S if live else None)(comparison)(selected, x)
     with st.expander("Rename, pin and export", expanded=False):
         numbers = {r.number: r for r in history.runs}
         st.selectbox("Run", list(numbers), key="compare_pick",

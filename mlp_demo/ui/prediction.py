@@ -20,7 +20,7 @@ from mlp_demo.runs import Run
 from . import server
 from .server import SessionRuns
 from .teaching import label_buttons, teach_section
-from .training import LIVE, REFRESH_S
+from .training import LIVE, LIVE_VIEWS_REFRESH_S, REFRESH_S
 
 log = logging.getLogger("mlp_demo.app")
 BLANK = "Draw a digit on the black pad: the prediction appears as you lift the mouse."
@@ -44,13 +44,13 @@ def pad_and_prediction(pad_column, prediction_column, runs: SessionRuns, choices
 
 
 def refresh_seconds(runs: SessionRuns) -> float | None:
-    """How often the pad's fragment reruns by itself: every second while the live model trains
-    and while this tab is teaching (queued or running), else never."""
+    """How often the pad's fragment reruns by itself: every second while this tab is teaching
+    (queued or running: a few seconds in all), every two while the live model trains."""
     job = runs.job
     if isinstance(job, TeachingJob) and job.active:
         return REFRESH_S
     live = st.session_state.get("model_choice") == LIVE
-    return REFRESH_S if live and job and job.running else None
+    return LIVE_VIEWS_REFRESH_S if live and job and job.running else None
 
 
 def prediction_panel(runs: SessionRuns, choices: dict) -> None:

@@ -13,7 +13,10 @@ from . import server
 from .server import SessionRuns, show_message, user_action
 from .sidebar import config_from_state
 
-REFRESH_S = 1.0
+REFRESH_S = 1.0  # the run's own progress and curves
+# Views that follow a run from elsewhere (the pad's live answer, the comparison): each rerun
+# builds Plotly figures (~15-35 ms of the GIL each), and a class's strokes wait behind them.
+LIVE_VIEWS_REFRESH_S = 2.0
 LIVE = "Live: the model you train here"  # the latest run, as it trains and after
 
 
