@@ -300,3 +300,16 @@ def test_label_a_drawing_teach_and_see_before_and_after(app, monkeypatch):
     button(app, "Clear all").click().run()
     assert any("(0 of" in m.value for m in app.markdown)
 
+
+
+def test_removing_examples_removes_the_chosen_ones(app, monkeypatch):
+    for shape, digit in (("1", 1), ("0", 0), ("7", 7)):
+        draw_on_pad(app, monkeypatch, png_data_url(drawn(shape)))
+        app.button(key=f"label_{digit}").click().run()
+    assert [e["label"] for e in app.session_state["examples"]] == [1, 0, 7]
+    app.multiselect(key="remove_examples").set_value([1]).run()
+    button(app, "Remove").click().run()
+    assert not app.exception
+    assert [e["label"] for e in app.session_state["examples"]] == [1, 7]
+    assert app.multiselect(key="remove_examples").value == []
+    assert any("(2 of" in m.value for m in app.markdown)

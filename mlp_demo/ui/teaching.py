@@ -1,8 +1,9 @@
 """Teach it your handwriting: label drawings, keep them as `Your examples`, and fine-tune the
 chosen model on them (a background job, the tab's one run), then see before and after.
 
-All of it lives in the pad's fragment, beside the drawing it labels; a Teach press and the
-job's end rerun the whole page so that the run list, the curves and the picker follow.
+All of it lives in the pad's fragment, in the column beside the drawing it labels; a Teach
+press and the job's end rerun the whole page so that the run list, the curves and the picker
+follow.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import streamlit as st
 import torch
 
 from mlp_demo.data import DataMissing, MnistSplits, mnist_root
-from mlp_demo.examples import ExamplesError, read_zip, to_zip
+from mlp_demo.examples import read_zip, to_zip
 from mlp_demo.jobs import TeachingJob
 from mlp_demo.limits import Busy
 from mlp_demo.plots import contact_sheet
@@ -54,10 +55,10 @@ def label_buttons(field: np.ndarray) -> None:
     show_message("label_message")
 
 
-@user_action("examples_message")
 def remove_examples() -> None:
     chosen = set(st.session_state.get("remove_examples") or [])
     st.session_state.examples = [e for i, e in enumerate(examples()) if i not in chosen]
+    st.session_state.remove_examples = []  # the numbers now name other examples
 
 
 def clear_examples() -> None:
@@ -71,10 +72,7 @@ def add_upload() -> None:
     if upload is None:
         return
     st.session_state.examples_zip_version = st.session_state.get("examples_zip_version", 0) + 1
-    try:
-        images, labels = read_zip(upload.getvalue())
-    except ExamplesError as e:
-        raise ValueError(str(e)) from None
+    images, labels = read_zip(upload.getvalue())  # an ExamplesError is the visitor's message
     mine = examples()
     if len(mine) + len(images) > MAX_EXAMPLES:
         raise ValueError(f"{len(images)} more would make {len(mine) + len(images)}; Your examples "
