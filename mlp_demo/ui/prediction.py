@@ -11,9 +11,10 @@ from PIL import Image
 
 from mlp_demo.checkpoints import CheckpointError
 from mlp_demo.data import normalize
-from mlp_demo.drawing import DrawingRefused, predict_image, preprocess_steps, read_drawing
+from mlp_demo.drawing import DrawingRefused, preprocess_steps, read_drawing
 from mlp_demo.insight import contributions, hidden_activations
 from mlp_demo.jobs import TeachingJob
+from mlp_demo.model import predict_proba
 from mlp_demo.plots import activations_grid, diverging, pixels, probabilities_over_steps, probability_figure
 from mlp_demo.runs import Run
 
@@ -80,10 +81,12 @@ def show_prediction(runs: SessionRuns, choices: dict) -> None:
     except (CheckpointError, AttributeError, OSError) as e:
         st.error(f"This model cannot be loaded: {e}")
         return
-    probs, field = predict_image(model, image)
-    if probs is None:
+    steps = preprocess_steps(image)  # once: the prediction and Why this prediction share it
+    if steps is None:
         st.info("The pad looks blank: draw a digit (a bigger one, if you already did).")
         return
+    field = steps["centred"]
+    probs = predict_proba(model, normalize(torch.from_numpy(field)[None]))[0].numpy()
     digit = int(probs.argmax())
     st.markdown(f"## Prediction: {digit}")
     st.caption(f"confidence {probs[digit]:.1%}")
@@ -94,7 +97,7 @@ def show_prediction(runs: SessionRuns, choices: dict) -> None:
     label_buttons(field)
     if isinstance(source, Run) and source.job.running:
         live_trace(source, image, probs)
-    why_this_prediction(model, image, digit)
+    why_this_prediction(model, steps, digit)
 
 
 def square(picture, size: int = 112):
@@ -134,9 +137,8 @@ def live_trace(run: Run, image, probs) -> None:
                         config={"displayModeBar": False})
 
 
-def why_this_prediction(model, image, digit: int) -> None:
+def why_this_prediction(model, steps: dict, digit: int) -> None:
     st.subheader("Why this prediction")
-    steps = preprocess_steps(image)
     st.caption("① Your drawing → ② cropped to the ink → ③ fitted into 20x20 → ④ centred by mass "
                "in 28x28, as MNIST's digits were made. The network sees only ④.")
     cols = st.columns(4)
