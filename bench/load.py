@@ -208,7 +208,8 @@ async def measure(args) -> dict:
              strokes_redrawn=sum(lost for *_, lost in results),
              p50_s=statistics.median(seconds) if seconds else None,
              p95_s=seconds[min(len(seconds) - 1, math.ceil(0.95 * len(seconds)) - 1)] if seconds else None,
-             settle_s=args.settle)
+             settle_s=args.settle,
+             seconds_by_drawing=[None if s is None else round(s, 2) for _, _, s, _ in results])
     r["idle_mb_per_session"] = (r["idle"]["rss_mb"] - r["baseline"]["rss_mb"]) / args.sessions
     r["training_mb_per_run"] = ((r["while_training"]["rss_mb"] - r["idle"]["rss_mb"]) / args.training
                                 if args.training else 0.0)
