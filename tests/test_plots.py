@@ -59,3 +59,16 @@ def test_contact_sheet_places_each_image_in_rows_with_room_for_captions():
     caption = sheet[57:70, 0:56]
     assert ((caption[..., 0] > 150) & (caption[..., 1] < 100)).any()  # red text under image 0
     assert (sheet[2 * 76 + 20, cell * 3 + 20] == 255).all()  # no image 13: white
+
+
+def test_unvalidated_figures_pass_plotly_validation():
+    """The pad's figures skip validation for speed; Plotly itself must accept what they hold."""
+    import plotly.graph_objects as go
+
+    from mlp_demo.plots import probabilities_over_steps
+    probs = np.full(10, 0.01)
+    probs[3] = 0.91
+    for fig in (probability_figure(probs), probabilities_over_steps([1, 2, 3], [probs] * 3)):
+        checked = go.Figure(fig.to_dict())  # raises on any unknown key or bad value
+        assert checked.to_dict()["data"] == fig.to_dict()["data"]
+        assert checked.layout.template.layout.plot_bgcolor == "white"
