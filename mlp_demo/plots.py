@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import numpy as np
@@ -22,16 +23,20 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
 
 
 def training_figure(history: dict) -> go.Figure:
-    """Loss, accuracy and learning rate against epochs (steps shown as fractions of an epoch)."""
+    """Loss, accuracy and learning rate against epochs (steps shown as fractions of an epoch).
+    Redrawn every second while a run trains: its traces go in unvalidated (see
+    unvalidated_figure) onto a three-panel layout built once."""
     steps_per_epoch = max(history["progress"]["total_steps"] / history["config"]["epochs"], 1)
     epochs = history["epochs"]
     at = [e["epoch"] for e in epochs]
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
-                        subplot_titles=("Loss", "Accuracy", "Learning rate"))
+    traces = []
 
     def line(col, x, y, name, color, **style):
-        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines+markers" if x is at else "lines",
-                                 line=dict(color=color, **style), legendgroup=name), 1, col)
+        axis = "" if col == 1 else str(col)
+        traces.append(dict(type="scatter", x=list(x), y=list(y), name=name,
+                           mode="lines+markers" if x is at else "lines",
+                           line=dict(color=color, **style), legendgroup=name,
+                           xaxis=f"x{axis}", yaxis=f"y{axis}"))
 
     step_x = [s / steps_per_epoch for s in history["loss_steps"]]
     line(1, step_x, history["loss"], "batch loss", GREY, width=1)
@@ -42,13 +47,20 @@ def training_figure(history: dict) -> go.Figure:
     line(2, at, [e["val_acc"] for e in epochs], "validation accuracy", GREEN)
     line(2, at, [e["test_acc"] for e in epochs], "test accuracy", RED)
     line(3, [s / steps_per_epoch for s in history["lr_steps"]], history["lr"], "learning rate", BLUE)
+    return go.Figure(data=traces, layout=copy.deepcopy(_training_layout()), _validate=False)
+
+
+@functools.cache
+def _training_layout() -> dict:
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
+                        subplot_titles=("Loss", "Accuracy", "Learning rate"))
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(type="log", row=1, col=1, tickvals=LOSS_TICKS)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_yaxes(tickformat=".2~g", rangemode="tozero", row=1, col=3)
     fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), uirevision="training",
                       legend=dict(orientation="h", y=-0.25), template="plotly_white")
-    return fig
+    return fig.to_dict()["layout"]
 
 
 def probability_figure(probs) -> go.Figure:

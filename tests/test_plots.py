@@ -18,6 +18,10 @@ def test_training_figure_has_loss_accuracy_and_lr():
     names = [t.name for t in fig.data]
     assert {"batch loss (smoothed)", "validation loss", "test accuracy", "learning rate"} <= set(names)
     assert list(fig.data[0].x)[-1] == 1.0  # step 10 of 10 per epoch is epoch 1
+    import plotly.graph_objects as go
+    checked = go.Figure(fig.to_dict())  # built unvalidated: Plotly must accept it all the same
+    assert checked.to_dict()["data"] == fig.to_dict()["data"]
+    assert [t.yaxis for t in checked.data][-1] == "y3" and checked.layout.yaxis.type == "log"
 
 
 def test_probability_bars_highlight_the_prediction():
