@@ -15,14 +15,13 @@ import torch
 from mlp_demo.data import DataMissing, MnistSplits, mnist_root
 from mlp_demo.examples import read_zip, to_zip
 from mlp_demo.jobs import TeachingJob
-from mlp_demo.limits import Busy
 from mlp_demo.plots import contact_sheet
 from mlp_demo.runs import Run
 from mlp_demo.teach import MAX_EXAMPLES
 
 from . import server
 from .server import SessionRuns, show_message, user_action
-from .training import LIVE
+from .training import stop_run, submit_run
 
 GREEN, RED = "#2e7d32", "#c62828"
 
@@ -107,24 +106,13 @@ def start_teaching(runs: SessionRuns, choices: dict) -> None:
     limits = server.limits()
     job = TeachingJob(model, images, labels, lambda: data, visitor=server.visitor(),
                       max_seconds=limits.max_run_seconds)
-    try:
-        place = server.run_queue().submit(job)
-    except Busy as e:
-        raise ValueError(str(e)) from None
-    run, _ = runs.history.add(job)
+    run, place, _ = submit_run(runs, job)  # Live: the taught model answers the pad when ready
     run.name = f"{run.name}: taught"
-    st.session_state.model_choice = LIVE  # the taught model answers the pad when it is ready
     st.session_state.teach_watch = run.number  # the fragment reruns the page when it ends
     if place:
         st.session_state.examples_message = (
             "warning", f"All {limits.max_jobs} training slots are busy: teaching is queued "
                        "and starts by itself.")
-
-
-def stop_teaching(job: TeachingJob) -> None:
-    if not server.run_queue().cancel(job):
-        job.stop()
-        job.join(timeout=5)
 
 
 def latest_teaching(runs: SessionRuns) -> Run | None:
@@ -167,7 +155,7 @@ def teaching_controls(runs: SessionRuns, choices: dict, mine: list[dict]) -> Non
                   help="Fine-tune the model chosen under the pad on Your examples (150 steps, "
                        "three quarters of each batch from MNIST).")
         if teaching:
-            st.button("Stop teaching", icon=":material/stop:", on_click=stop_teaching, args=(job,))
+            st.button("Stop teaching", icon=":material/stop:", on_click=stop_run, args=(job,))
         if mine:
             st.download_button(
                 "Download examples (.zip)", on_click="ignore", file_name="examples.zip",

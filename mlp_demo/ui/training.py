@@ -23,7 +23,7 @@ LIVE = "Live: the model you train here"  # the latest run, as it trains and afte
 @user_action("train_message")
 def start_training(runs: SessionRuns) -> None:
     """Train's on_click: runs before the widgets are drawn, so it may set model_choice."""
-    limits, queue = server.limits(), server.run_queue()
+    limits = server.limits()
     if runs.job and runs.job.active:
         raise ValueError("this tab already has a run: stop it first")
     config = config_from_state().validate()
@@ -37,12 +37,7 @@ def start_training(runs: SessionRuns) -> None:
     job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed),
                       visitor=server.visitor(), max_seconds=limits.max_run_seconds,
                       n_train=len(raw[0]) - config.val_size)
-    try:
-        place = queue.submit(job)
-    except Busy as e:
-        raise ValueError(str(e)) from None
-    run, dropped = runs.history.add(job)
-    st.session_state.model_choice = LIVE
+    run, place, dropped = submit_run(runs, job)
     notes = []
     if place:
         notes.append(f"All {limits.max_jobs} training slots are busy: {run.name} is queued and "
@@ -54,7 +49,20 @@ def start_training(runs: SessionRuns) -> None:
         st.session_state.train_message = ("warning", " ".join(notes))
 
 
-def stop_training(job: TrainingJob) -> None:
+def submit_run(runs: SessionRuns, job: TrainingJob) -> tuple:
+    """Queue a training or teaching job as this tab's next run, keep it in the run history and
+    make it the model behind the pad: (its Run, its place in the queue, the runs dropped)."""
+    try:
+        place = server.run_queue().submit(job)
+    except Busy as e:
+        raise ValueError(str(e)) from None
+    run, dropped = runs.history.add(job)
+    st.session_state.model_choice = LIVE
+    return run, place, dropped
+
+
+def stop_run(job: TrainingJob) -> None:
+    """Stop's on_click, for training and teaching alike."""
     if not server.run_queue().cancel(job):
         job.stop()
         job.join(timeout=5)  # a stop takes effect before the next batch: milliseconds
@@ -67,7 +75,7 @@ def training_section(runs: SessionRuns, config_error: str | None) -> None:
     go, stop, _ = st.columns([1, 1, 4])
     go.button("Train", type="primary", disabled=active or bool(config_error),
               icon=":material/play_arrow:", on_click=start_training, args=(runs,))
-    stop.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_training,
+    stop.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_run,
                 args=(job,))
     if config_error:
         st.error(f"Invalid settings: {config_error}")
