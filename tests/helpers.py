@@ -199,6 +199,26 @@ def circle():
             for t in range(38)]
 
 
+def set_slider(page, name: str, key: str, expected: str) -> None:
+    """Move a sidebar slider with a key press and wait until the server has the value: the
+    page writes every setting into the query string as it reruns (share.keep_link_current)."""
+    page.locator(f".st-key-hp_{name} input").focus()
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "([name, value]) => new URLSearchParams(location.search).get(name) === value",
+        arg=[name, expected], timeout=30_000)
+
+
+def train_slowly(page) -> None:
+    """The most epochs and the smallest batch, then Train: a run that lasts until a test stops
+    it (or the server's time limit), on any machine."""
+    set_slider(page, "epochs", "End", "200")
+    set_slider(page, "batch_size", "Home", "16")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("button", name="Stop", exact=True).and_(
+        page.locator("button:enabled")).wait_for(timeout=60_000)
+
+
 def prediction(page) -> str:
     text = page.get_by_text("Prediction:")
     text.wait_for(timeout=20_000)

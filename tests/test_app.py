@@ -53,7 +53,7 @@ def set_tiny_run(at, epochs=1, batch_size=64):
     at.run()
 
 
-def wait_until_done(at, timeout=60):
+def wait_until_done(at, timeout=300):
     end = time.monotonic() + timeout
     while at.session_state["runs"].job.active:
         assert time.monotonic() < end

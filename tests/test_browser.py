@@ -12,7 +12,16 @@ import pytest
 
 from bench.browser import BLANK_PAD, body_has, draw, new_page, pad, serve_app
 
-from helpers import circle, hostile_files, png_data_url, prediction, shot, vertical_stroke
+from helpers import (
+    circle,
+    hostile_files,
+    png_data_url,
+    prediction,
+    set_slider,
+    shot,
+    train_slowly,
+    vertical_stroke,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -62,9 +71,9 @@ def curve_points(page) -> int:
 
 
 def test_training_streams_curves_and_the_pad_keeps_working(page):
-    page.get_by_role("button", name="Train", exact=True).click()
+    train_slowly(page)  # still going when Stop is pressed below, however fast the machine
     page.wait_for_function("() => document.querySelector('.st-key-curves .js-plotly-plot')",
-                           timeout=60_000)
+                           timeout=120_000)
     first = curve_points(page)
     page.wait_for_function(f"() => {{ const p = document.querySelector('.st-key-curves "
                            f".js-plotly-plot'); return p && p.data[0].x.length > {first}; }}",
@@ -157,16 +166,16 @@ def test_a_forged_drawing_is_refused_and_others_keep_working(browser, server):
     hostile.close()
 
 
-def short_run(page) -> None:
-    """Press Train with one epoch and wait until it ends."""
-    page.locator(".st-key-hp_epochs input").focus()
-    page.keyboard.press("Home")
-    time.sleep(1.5)
+def short_run(page, number: int) -> None:
+    """Press Train with one epoch and wait until run `number` has ended. Waits on states only:
+    the run is in Compare runs (drawn after Train in the same rerun, so Train is disabled by
+    then if the run still goes), then Train is enabled again."""
+    set_slider(page, "epochs", "Home", "1")
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_role("button", name="Train", exact=True).wait_for(state="visible", timeout=20_000)
-    page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => "
-                           "b.innerText.includes('Train') && !b.disabled)", timeout=120_000)
-    body_has(page, "finished", 120_000)
+    body_has(page, f"Run {number}", 120_000)
+    page.get_by_role("button", name="Train", exact=True).and_(
+        page.locator("button:enabled")).wait_for(timeout=300_000)
+    body_has(page, "finished", 30_000)
 
 
 def test_compare_runs_and_look_inside_the_network(browser, server):
@@ -175,11 +184,12 @@ def test_compare_runs_and_look_inside_the_network(browser, server):
     page.goto(server)
     pad(page)
     body_has(page, BLANK_PAD, 30_000)
-    short_run(page)
+    short_run(page, 1)
+    lr = page.evaluate("() => new URLSearchParams(location.search).get('lr')")
     page.locator(".st-key-hp_lr input").focus()
     page.keyboard.press("ArrowRight")  # another learning rate
-    short_run(page)
-    body_has(page, "Run 2", 30_000)
+    page.wait_for_function("lr => new URLSearchParams(location.search).get('lr') !== lr", arg=lr)
+    short_run(page, 2)
     text = page.inner_text("body")
     for heading in ("Compare runs", "Confusion matrix", "Misclassified", "First-layer weights",
                     "Share settings by link"):

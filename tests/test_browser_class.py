@@ -10,7 +10,15 @@ import pytest
 
 from bench.browser import BLANK_PAD, body_has, draw, new_page, pad, serve_app
 
-from helpers import CuttableProxy, crafted, prediction, serve_page, shot, vertical_stroke
+from helpers import (
+    CuttableProxy,
+    crafted,
+    prediction,
+    serve_page,
+    shot,
+    train_slowly,
+    vertical_stroke,
+)
 
 pytestmark = pytest.mark.browser
 TTL_S = 12  # the server's MLP_DEMO_SESSION_TTL_S here: a closed tab's run stops within ~15 s
@@ -38,22 +46,12 @@ def open_app(browser, url):
     return page
 
 
-def train_slowly(page) -> None:
-    """The most epochs and the smallest batch: a run that lasts minutes, then Train."""
-    for key, press in (("epochs", "End"), ("batch_size", "Home")):
-        page.locator(f".st-key-hp_{key} input").focus()
-        page.keyboard.press(press)
-    page.wait_for_function("() => document.querySelector('.st-key-hp_epochs input').value === '200'")
-    time.sleep(1)  # the slider's value reaches the server on release
-    page.get_by_role("button", name="Train", exact=True).click()
-
-
 def training_step(page) -> int:
     found = re.search(r"step ([\d,]+)/", page.inner_text("body"))
     return int(found.group(1).replace(",", "")) if found else 0
 
 
-def wait_for_step_above(page, step: int, timeout_s: float = 60) -> int:
+def wait_for_step_above(page, step: int, timeout_s: float = 180) -> int:
     deadline = time.monotonic() + timeout_s
     while (now := training_step(page)) <= step:
         assert time.monotonic() < deadline, f"training stayed at step {now}"
@@ -93,7 +91,7 @@ def test_a_run_survives_a_network_cut(browser, server):
     train_slowly(page)
     before = wait_for_step_above(page, 0)
     proxy.cut(5)  # no reload: the page's websocket drops and reconnects by itself
-    after = wait_for_step_above(page, before, timeout_s=90)
+    after = wait_for_step_above(page, before)
     assert after > before and "Press Train" not in page.inner_text("body")
     page.get_by_label("Model", exact=True).click()
     assert "Live" in page.locator("[role=listbox]").inner_text()

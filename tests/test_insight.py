@@ -107,11 +107,11 @@ def test_predict_all_matches_the_model():
 
 @pytest.mark.parametrize("trained", [False, True])
 def test_predict_all_in_bfloat16_keeps_float32_argmax(tiny_data, monkeypatch, trained):
-    """The fast path (bfloat16, close calls redone in float32) counts the same answers."""
+    """The fast path (bfloat16, close calls redone in float32) counts the same answers. Forced
+    on every CPU: one without native bfloat16 emulates it, so its numbers may differ a little
+    more, but the argmax, all that the confusion matrix counts, must be float32's."""
     import mlp_demo.insight as insight
     from mlp_demo.train import Trainer
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        pytest.skip("this CPU has no native bfloat16; predict_all stays in float32")
     config = TrainConfig(hidden=(256, 64), epochs=1, val_size=200, device="cpu")
     model = MLP(config)
     if trained:
@@ -121,5 +121,5 @@ def test_predict_all_in_bfloat16_keeps_float32_argmax(tiny_data, monkeypatch, tr
     fast = insight.predict_all(model, images, chunk=300)
     exact = model.eval()(normalize(images)).softmax(1)
     assert torch.equal(fast.argmax(1), exact.argmax(1))
-    assert torch.allclose(fast, exact, atol=0.02)
+    assert torch.allclose(fast, exact, atol=0.02 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 0.05)
     assert not model.training and next(model.parameters()).dtype == torch.float32
