@@ -30,62 +30,74 @@ st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, 
 def drawing_and_prediction() -> None:
     """The pad, what the network makes of it, and teaching it your handwriting. A fragment: a
     stroke, Clear, a label or a change of model reruns only this, not the whole page with its
-    figures (measured in bench.load)."""
+    figures (measured in bench.load). Teaching shares the prediction column: below the pad it
+    would push the page's Train button out of sight of a visitor who has not drawn yet."""
     pad_column, prediction_column = st.columns([1, 1], gap="large")
+    early = st.session_state.get("session")  # None in the first paint, before torch
     with pad_column:
-        drawing_pad()
-    from mlp_demo.ui import prediction, server  # torch: 2.4 s on a cold server, after the pad
-    from mlp_demo.ui.models import model_choices
+        drawing = drawing_pad(early.pad_version if early else 0)
+    from mlp_demo.ui import prediction, server, teaching  # torch: 2.4 s on a cold server
 
-    runs = server.session_runs()
-    choices = model_choices(runs, server.model_store().listing())
-    prediction.pad_and_prediction(pad_column, prediction_column, runs, choices)
+    me = server.session()
+    with pad_column:
+        prediction.model_picker(me)
+    with prediction_column:
+        seen = prediction.prediction_panel(me, drawing)
+        teaching.label_buttons(me, seen)
+        if seen is not None:
+            prediction.live_trace(me)
+            prediction.why_this_prediction(seen)
+        teaching.teach_section(me)
+    if me.page_is_stale():  # Teach started, or a run ended, since the page was drawn
+        st.rerun()  # last, after the fragment's elements (streamlit/streamlit#11266)
 
 
 def refresh_seconds() -> float | None:
-    if "runs" not in st.session_state:  # the first paint, before torch
+    if "session" not in st.session_state:  # the first paint, before torch
         return None
     from mlp_demo.ui import prediction, server
-    return prediction.refresh_seconds(server.session_runs())
+    return prediction.refresh_seconds(server.session())
 
 
+if "session" in st.session_state:  # a whole-page run (fragments rerun only their function)
+    st.session_state.session.mark_page_drawn()
 st.fragment(run_every=refresh_seconds())(drawing_and_prediction)()
 
-import torch  # the heavy imports (already loaded by the pad's fragment on a first visit)
-
+from mlp_demo.train import device_choices  # the heavy imports (already loaded by the pad's fragment)
 from mlp_demo.ui import server
 from mlp_demo.ui.compare import compare_section
 from mlp_demo.ui.inside import inside_section
-from mlp_demo.ui.models import model_choices, models_section
-from mlp_demo.ui.share import keep_link_current, link_notice, restore_from_link, share_section
-from mlp_demo.ui.sidebar import config_problems, sidebar
+from mlp_demo.ui.models import models_section
+from mlp_demo.ui.share import share_section
+from mlp_demo.ui.sidebar import (
+    config_from_state,
+    config_problems,
+    keep_link_current,
+    link_notice,
+    restore_from_link,
+    sidebar,
+)
 from mlp_demo.ui.training import training_section
-
-DEVICE_CHOICES = ["auto", "cpu"] + [d for d, ok in (("cuda", torch.cuda.is_available()),
-                                                     ("mps", torch.backends.mps.is_available()))
-                                    if ok]
 
 
 def main() -> None:
-    limits, runs = server.limits(), server.session_runs()
+    limits, me, devices = server.limits(), server.session(), device_choices()
     server.heartbeat()
     st.fragment(run_every=server.heartbeat_seconds())(server.heartbeat)()  # while the tab stays open
-    restore_from_link(limits, DEVICE_CHOICES)  # a shared link's settings, before the widgets
-    link_notice()
-    sidebar(limits, DEVICE_CHOICES)
+    restore_from_link(me, limits, devices)  # a shared link's settings, before the widgets
+    link_notice(me)
+    sidebar(me, limits, devices)
     keep_link_current()
     config_error = config_problems(limits)
 
-    listing = server.model_store().listing()  # after any save or upload callback has run
-    choices = model_choices(runs, listing)
     st.divider()
-    training_section(runs, config_error)
+    training_section(me, config_from_state(), config_error)
     st.divider()
-    compare_section(runs)
+    compare_section(me)
     st.divider()
-    inside_section(choices)
+    inside_section(me)
     st.divider()
-    models_section(runs, listing)
+    models_section(me)
     st.divider()
     share_section()
 

@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "mixed with MNIST replay so that it keeps reading MNIST.")
     teach.add_argument("--checkpoint", type=Path, default=checkpoints.DEFAULT_CHECKPOINT,
                        help="the model to teach (default: the shipped model)")
-    teach.add_argument("--examples", type=Path, required=True, help="CSV with a header 'image,label'")
+    teach.add_argument("--examples", type=Path, required=True,
+                       help="examples.csv (a header 'image,label', then image paths and digits) "
+                            "or the app's examples zip")
     teach.add_argument("--out", type=Path, required=True, help="where to write the taught checkpoint")
     teach.add_argument("--steps", type=int, default=defaults.steps,
                        help=f"Adam steps (default: {defaults.steps})")
@@ -166,7 +168,8 @@ def cmd_predict(args) -> int:
 
 def cmd_teach(args) -> int:
     from .data import load_mnist
-    from .teach import TeachConfig, read_examples, teach_and_measure
+    from .examples import read_examples
+    from .teach import TeachConfig, teach_and_measure
 
     config = TeachConfig(steps=args.steps, lr=args.lr, replay=args.replay).validate()
     images, labels, _ = read_examples(args.examples)  # every row checked before any work

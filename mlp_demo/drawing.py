@@ -161,6 +161,15 @@ def _centre_by_mass(small: np.ndarray) -> np.ndarray:
     return out
 
 
+def predict_steps(model, image: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """(each preprocessing step, the 10 softmax probabilities) in one pass, or None when blank:
+    the prediction and its explanation share one preprocessing of the drawing."""
+    steps = preprocess_steps(image)
+    if steps is None:
+        return None
+    return steps, predict_proba(model, normalize(torch.from_numpy(steps["centred"])[None]))[0].numpy()
+
+
 def predict_image(model, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(10 softmax probabilities, the 28x28 image the model saw), or (None, None) when blank."""
     field = preprocess(image)

@@ -109,12 +109,15 @@ def contributions(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, tar
     """Integrated gradients of logit `target` from `baseline` (the blank pad) to `x`, both
     normalised (784,): per pixel, how much it pushed toward the digit (+) or away (-). They
     add up to logit(x) - logit(baseline), exactly for a linear model and to within the
-    Riemann sum otherwise; x == baseline gives a zero map."""
-    was_training = model.training
-    model.eval()
+    Riemann sum otherwise; x == baseline gives a zero map.
+
+    The gradient is taken with respect to the input only (autograd.grad, not .backward()):
+    the model may be one that every visitor shares, so nothing is written into its
+    parameters' .grad and its mode is not touched (a model in training mode is copied)."""
+    if model.training:
+        model = copy.deepcopy(model).eval()
     alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps  # midpoints
     path = (baseline + alphas[:, None] * (x - baseline)[None]).requires_grad_(True)
     with torch.enable_grad():
-        model(path)[:, target].sum().backward()
-    model.train(was_training)
-    return ((x - baseline) * path.grad.mean(0)).reshape(28, 28).detach().numpy()
+        (grad,) = torch.autograd.grad(model(path)[:, target].sum(), path)
+    return ((x - baseline) * grad.mean(0)).reshape(28, 28).detach().numpy()

@@ -1,4 +1,5 @@
-"""TrainingJob: a Trainer in a background thread, watched through a lock-guarded history.
+"""The Job protocol, and the in-process jobs: TrainingJob (a Trainer in a background thread)
+and TeachingJob (teach.teach in one), each watched through a lock-guarded history.
 
 The thread only writes plain numbers into the history; a UI polls snapshot() from its own
 thread (Streamlit: a fragment with run_every), so no UI call ever happens off the UI thread.
@@ -11,21 +12,21 @@ from __future__ import annotations
 import copy
 import ctypes
 import ctypes.util
+import dataclasses
 import gc
 import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import MnistSplits
-from .drawing import predict_image
+from .data import TRAIN_IMAGES, MnistSplits
 from .model import MLP
 from .teach import TeachConfig, accuracy, predictions, teach
-from .train import Trainer
+from .train import Diverged, Trainer
 
 MAX_STEP_POINTS = 600  # per-step curves are averaged down to at most this many points
 PREVIEW_EVERY_S = 0.5  # how often the weights behind live predictions are refreshed
@@ -58,6 +59,30 @@ class StepCurve:
             self.stride *= 2
 
 
+class Job(Protocol):
+    """What the page, the queue and the run history read from a run, wherever it runs. Kept
+    small and free of threads, so that a job on another machine can implement it too.
+
+    snapshot() is plain data: status, message, progress, epochs, the loss and lr curves, the
+    run's own settings ("settings", a TrainConfig's or a TeachConfig's fields), its kind
+    ("training" | "teaching") and the x-axis its curves are drawn on ("epoch" | "step").
+    model_config is the TrainConfig that rebuilds the weights (what saving stores)."""
+
+    visitor: str
+    model_config: TrainConfig
+
+    def start(self, on_done: Callable[[Job], None] | None = None) -> Job: ...
+    def stop(self) -> None: ...
+    def cancel(self, reason: str) -> None: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def status(self) -> str: ...
+    def snapshot(self) -> dict: ...
+    def eta_seconds(self) -> float: ...
+    def model(self) -> MLP | None: ...
+
+
 class TrainingJob:
     """One training run. start() returns at once; stop() ends it before the next batch.
 
@@ -66,22 +91,34 @@ class TrainingJob:
     """
 
     def __init__(self, config: TrainConfig, load_data: Callable[[], MnistSplits],
-                 visitor: str = "", max_seconds: float | None = None, n_train: int = 55_000):
-        self.config = config.validate()
+                 visitor: str = "", max_seconds: float | None = None, n_train: int | None = None):
+        self.config = self.model_config = config.validate()
         self.load_data = load_data
-        self.visitor, self.max_seconds, self.n_train = visitor, max_seconds, n_train
+        self.visitor, self.max_seconds = visitor, max_seconds
+        self.n_train = TRAIN_IMAGES - config.val_size if n_train is None else n_train
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.trainer: Trainer | None = None
         self.stop_requested = threading.Event()
         # Everything below is written by the training thread under self.lock.
-        self.status, self.message = "queued", ""
+        self._status, self.message = "queued", ""
         self.loss, self.lr = StepCurve(), StepCurve()
         self.epochs: list[dict] = []
         self.progress = {"epoch": 0, "step": 0, "total_steps": 0, "samples_per_s": 0.0,
                          "elapsed": 0.0}
         self.preview: MLP | None = None  # a CPU copy of the weights, safe to predict with
         self._last_preview = 0.0
+
+    kind, x_axis = "training", "epoch"
+
+    @property
+    def status(self) -> str:
+        with self.lock:
+            return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:  # callers hold self.lock
+        self._status = value
 
     def start(self, on_done: Callable[[TrainingJob], None] | None = None) -> TrainingJob:
         with self.lock:
@@ -113,7 +150,7 @@ class TrainingJob:
     @property
     def active(self) -> bool:
         """Queued or training: the tab's one run slot is taken."""
-        return self.running or (self.thread is None and self.status == "queued")
+        return self.running or (self.thread is None and self._status == "queued")
 
     def eta_seconds(self) -> float:
         """Seconds this run still needs: from its rate once running, else from its size."""
@@ -129,18 +166,15 @@ class TrainingJob:
     def snapshot(self) -> dict:
         """A consistent copy of the history, made of plain lists and numbers."""
         with self.lock:
-            return {"status": self.status, "message": self.message,
+            return {"status": self._status, "message": self.message, "kind": self.kind,
+                    "x_axis": self.x_axis, "settings": self.settings(),
                     "progress": dict(self.progress), "epochs": [dict(e) for e in self.epochs],
                     "loss_steps": list(self.loss.steps), "loss": list(self.loss.values),
-                    "lr_steps": list(self.lr.steps), "lr": list(self.lr.values),
-                    "config": self.config.to_dict()}
+                    "lr_steps": list(self.lr.steps), "lr": list(self.lr.values)}
 
-    def predict(self, image: np.ndarray):
-        """predict_image with the weights of the model as it trains (None until step 1)."""
-        with self.lock:
-            if self.preview is None:
-                return None, None
-            return predict_image(self.preview, image)
+    def settings(self) -> dict:
+        """The settings this run used."""
+        return self.config.to_dict()
 
     def _run(self, on_done) -> None:
         lower_priority(TRAINING_NICENESS)
@@ -202,7 +236,7 @@ class TrainingJob:
         weights = {k: v.detach().to("cpu", copy=True)
                    for k, v in self.trainer.model.state_dict().items()}
         if self.preview is None:
-            preview = MLP(self.config).eval()
+            preview = MLP(self.model_config).eval()
             preview.load_state_dict(weights)
             with self.lock:
                 self.preview = preview
@@ -211,14 +245,19 @@ class TrainingJob:
             self.preview.load_state_dict(weights)
 
     def model(self) -> MLP | None:
-        """The trained weights (a copy), for saving."""
+        """A copy of the current weights (in eval mode), or None before the first step."""
         with self.lock:
             return copy.deepcopy(self.preview) if self.preview is not None else None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.preview is not None
 
 
 class TeachingJob(TrainingJob):
     """Teaching (teach.teach) as a job: queued, stopped, limited and watched like a training
-    run, and kept in the run history under the settings of the model it started from.
+    run. Its settings are its TeachConfig and its curves run over steps; model_config is the
+    architecture of the model it started from, which the taught weights keep.
 
     Until the taught weights are ready the pad reads with the starting model. When done,
     .result holds each example's prediction and the MNIST test accuracy, before and after."""
@@ -227,11 +266,16 @@ class TeachingJob(TrainingJob):
                  load_data: Callable[[], MnistSplits], visitor: str = "",
                  max_seconds: float | None = None, teach_config: TeachConfig = TeachConfig()):
         super().__init__(model.config, load_data, visitor, max_seconds)
-        self.teach_config = teach_config.validate()
+        self.config = self.teach_config = teach_config.validate()
         self.images, self.labels = images, labels
         self.preview = copy.deepcopy(model).cpu().eval()  # the starting model
         self.progress["total_steps"] = teach_config.steps
         self.result: dict | None = None
+
+    kind, x_axis = "teaching", "step"
+
+    def settings(self) -> dict:
+        return dataclasses.asdict(self.teach_config)
 
     def eta_seconds(self) -> float:
         with self.lock:
@@ -239,7 +283,7 @@ class TeachingJob(TrainingJob):
         if p["step"] and p["elapsed"]:
             return max(0.0, (p["total_steps"] - p["step"]) * p["elapsed"] / p["step"])
         c = self.teach_config
-        return 6 * self.config.n_params() * c.batch_size * c.steps / ESTIMATED_FLOP_PER_S
+        return 6 * self.model_config.n_params() * c.batch_size * c.steps / ESTIMATED_FLOP_PER_S
 
     def snapshot(self) -> dict:
         history = super().snapshot()
@@ -271,12 +315,13 @@ class TeachingJob(TrainingJob):
                     "train_loss": self.loss.values[-1] if self.loss.values else None,
                     "train_acc": _share_right(after, labels), "val_loss": None, "val_acc": None,
                     "test_loss": None, "test_acc": test_after})
-                self.result = {"labels": labels, "before": before, "after": after,
+                self.result = {"images": self.images.numpy(), "labels": labels,
+                               "before": before, "after": after,
                                "examples_accuracy_before": _share_right(before, labels),
                                "examples_accuracy_after": _share_right(after, labels),
                                "test_accuracy_before": test_before, "test_accuracy_after": test_after}
                 self.status = "stopped" if self.stop_requested.is_set() else "finished"
-        except ValueError as e:  # the loss became NaN: the starting model stays
+        except Diverged as e:  # the loss became NaN: the starting model stays
             with self.lock:
                 self.status, self.message = "diverged", str(e)
         except Exception as e:

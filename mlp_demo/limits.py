@@ -34,6 +34,7 @@ class Limits:
     store_max_mb: int = 1000
     session_max_files: int = 10  # per visitor (browser session)
     session_max_mb: int = 100
+    max_runs: int = 8  # runs a tab keeps for Compare runs; each holds at most max_params weights
 
     @classmethod
     def from_env(cls, env=None) -> Limits:

@@ -87,10 +87,12 @@ def parameter_shapes(config: TrainConfig) -> dict[str, tuple[int, ...]]:
 
 @torch.inference_mode()
 def predict_proba(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Softmax probabilities (N, 10) for normalised inputs (N, 784), in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    probs = model(inputs.to(device)).softmax(dim=1).cpu()
-    model.train(was_training)
-    return probs
+    """Softmax probabilities (N, 10) for normalised inputs (N, 784), in eval mode. A model
+    already in eval mode (every shared one) is only read, never switched."""
+    inputs = inputs.to(next(model.parameters()).device)
+    if not model.training:
+        return model(inputs).softmax(dim=1).cpu()
+    try:
+        return model.eval()(inputs).softmax(dim=1).cpu()
+    finally:
+        model.train()

@@ -23,12 +23,15 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
 
 
 def training_figure(history: dict) -> go.Figure:
-    """Loss, accuracy and learning rate against epochs (steps shown as fractions of an epoch).
-    Redrawn every second while a run trains: its traces go in unvalidated (see
-    unvalidated_figure) onto a three-panel layout built once."""
-    steps_per_epoch = max(history["progress"]["total_steps"] / history["config"]["epochs"], 1)
+    """Loss, accuracy and learning rate against the run's x-axis: epochs for training (steps
+    shown as fractions of an epoch), steps for teaching. Redrawn every second while a run
+    trains: its traces go in unvalidated (see unvalidated_figure) onto a three-panel layout
+    built once."""
+    by_epoch = history["x_axis"] == "epoch"
+    total = history["progress"]["total_steps"]
+    steps_per_epoch = max(total / history["settings"]["epochs"], 1) if by_epoch else 1
     epochs = history["epochs"]
-    at = [e["epoch"] for e in epochs]
+    at = [e["epoch"] if by_epoch else e["step"] for e in epochs]
     traces = []
 
     def line(col, x, y, name, color, **style):
@@ -47,14 +50,15 @@ def training_figure(history: dict) -> go.Figure:
     line(2, at, [e["val_acc"] for e in epochs], "validation accuracy", GREEN)
     line(2, at, [e["test_acc"] for e in epochs], "test accuracy", RED)
     line(3, [s / steps_per_epoch for s in history["lr_steps"]], history["lr"], "learning rate", BLUE)
-    return go.Figure(data=traces, layout=copy.deepcopy(_training_layout()), _validate=False)
+    return go.Figure(data=traces, layout=copy.deepcopy(_training_layout(history["x_axis"])),
+                     _validate=False)
 
 
 @functools.cache
-def _training_layout() -> dict:
+def _training_layout(x_axis: str) -> dict:
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
                         subplot_titles=("Loss", "Accuracy", "Learning rate"))
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_xaxes(title_text=x_axis, rangemode="tozero")
     fig.update_yaxes(type="log", row=1, col=1, tickvals=LOSS_TICKS)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_yaxes(tickformat=".2~g", rangemode="tozero", row=1, col=3)
@@ -106,16 +110,19 @@ def comparison_figure(runs: list[tuple[str, dict]], x: str = "epoch") -> go.Figu
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
                         subplot_titles=("Loss (smoothed batch loss)", "Accuracy (validation, else test)"))
     for i, (name, h) in enumerate(runs):
+        if x == "epoch" and h["x_axis"] != "epoch":
+            continue  # a teaching run has steps, not epochs (the page says so)
         color = PALETTE[i % len(PALETTE)]
         total = max(h["progress"]["total_steps"], 1)
-        per_epoch = total / max(h["config"]["epochs"], 1)
-        step_x = {"epoch": lambda s: s / per_epoch, "samples": lambda s: s * h["config"]["batch_size"],
+        per_epoch = total / max(h["settings"].get("epochs", 1), 1)
+        batch = h["settings"]["batch_size"]
+        step_x = {"epoch": lambda s: s / per_epoch, "samples": lambda s: s * batch,
                   "seconds": lambda s: s * h["progress"]["elapsed"] / max(h["progress"]["step"], 1)}[x]
         fig.add_trace(go.Scatter(x=[step_x(s) for s in h["loss_steps"]], y=smooth(h["loss"]),
                                  name=name, legendgroup=name, line=dict(color=color)), 1, 1)
         epochs = h["epochs"]
         ex = {"epoch": [e["epoch"] for e in epochs],
-              "samples": [e.get("samples_seen", e["step"] * h["config"]["batch_size"]) for e in epochs],
+              "samples": [e.get("samples_seen", e["step"] * batch) for e in epochs],
               "seconds": [e["elapsed"] for e in epochs]}[x]
         acc = [e["val_acc"] if e["val_acc"] is not None else e["test_acc"] for e in epochs]
         fig.add_trace(go.Scatter(x=ex, y=acc, name=name, legendgroup=name, showlegend=False,

@@ -1,7 +1,8 @@
-"""A tab's run history: every run kept with its settings, curves, metrics and CPU weights,
+"""A visitor's run history: every run kept with its settings, curves, metrics and CPU weights,
 named Run 1, Run 2, ...; a comparison table and CSV/JSON export. Plain data, no streamlit.
 
-A run is a TrainingJob (which keeps its history and CPU weights once it ends) with a name.
+A run is a Job (jobs.py: training or teaching) with a name; it reads the job only through
+the Job protocol.
 """
 
 from __future__ import annotations
@@ -9,38 +10,50 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass, field
-
-from .config import TrainConfig, field_names
 
 EPOCH_COLUMNS = ("epoch", "step", "samples_seen", "elapsed", "train_loss", "train_acc",
                  "val_loss", "val_acc", "test_loss", "test_acc")
+MAX_NAME = 40
 
 
-def max_runs() -> int:
-    """Runs kept per tab (MLP_DEMO_MAX_RUNS); each holds at most the server's parameter cap."""
-    return max(1, int(os.environ.get("MLP_DEMO_MAX_RUNS", "8")))
-
-
-@dataclass
+@dataclass(eq=False)
 class Run:
     number: int
-    job: object  # TrainingJob, or anything with .config, .snapshot(), .active, .model()
+    job: object  # a jobs.Job
     name: str = ""
     pinned: bool = False
+    _final: object = field(default=None, repr=False)  # the weights once the job has ended
 
     def __post_init__(self):
         self.name = self.name or f"Run {self.number}"
 
+    def model(self):
+        """The run's weights: a fresh copy while it runs, one read-only copy once it ended;
+        None before its first step."""
+        if self.job.active:
+            return self.job.model()
+        if self._final is None:
+            model = self.job.model()
+            self._final = model.requires_grad_(False).eval() if model is not None else None
+        return self._final
+
     @property
-    def config(self) -> TrainConfig:
-        return self.job.config
+    def settings(self) -> dict:
+        """The settings the run used: a training run's TrainConfig, a teaching run's
+        TeachConfig (with the architecture it taught), as plain values."""
+        h = self.job.snapshot()
+        settings = h["settings"]
+        if h["kind"] == "teaching":
+            hidden = self.job.model_config.hidden
+            return {"taught model": " x ".join(map(str, hidden)) or "none",
+                    **{f"teach {k}": v for k, v in settings.items()}}
+        return settings
 
 
 @dataclass
 class RunHistory:
-    limit: int = field(default_factory=max_runs)
+    limit: int = 8  # Limits.max_runs (MLP_DEMO_MAX_RUNS)
     runs: list[Run] = field(default_factory=list)
     counter: int = 0
 
@@ -64,12 +77,15 @@ class RunHistory:
         return next((r for r in self.runs if r.number == number), None)
 
     def rename(self, number: int, name: str) -> None:
-        name = " ".join(str(name).split())[:40]
+        name = " ".join(str(name).split())[:MAX_NAME]
         if not name:
             raise ValueError("a run's name cannot be empty")
         if any(r.name == name and r.number != number for r in self.runs):
             raise ValueError(f"another run is already called {name!r}")
-        self.get(number).name = name
+        run = self.get(number)
+        if run is None:
+            raise ValueError("that run is no longer kept")
+        run.name = name
 
     @property
     def latest(self) -> Run | None:
@@ -86,11 +102,13 @@ def summary(run: Run) -> dict:
 
 def settings_table(runs: list[Run]) -> tuple[list[dict], list[str]]:
     """One row per setting (and the final numbers), one column per run; and the names of the
-    settings that differ between the runs."""
-    configs = [r.config.to_dict() for r in runs]
+    settings that differ between the runs. A setting a run does not have (a teaching run has
+    no epochs) reads n/a."""
+    settings = [r.settings for r in runs]
+    names = list(dict.fromkeys(name for s in settings for name in s))
     rows, differ = [], []
-    for name in field_names():
-        values = [_show(c[name]) for c in configs]
+    for name in names:
+        values = [_show(s.get(name)) for s in settings]
         rows.append({"setting": name, **{r.name: v for r, v in zip(runs, values)}})
         if len(set(values)) > 1:
             differ.append(name)
@@ -114,25 +132,28 @@ def _show(value, key: str = "") -> str:
 
 
 def to_csv(runs: list[Run]) -> str:
-    """One row per epoch per run: the run, its settings, then the epoch's numbers."""
-    names = field_names()
+    """One row per epoch per run (a teaching run's one row is its end): the run, its kind, its
+    settings (n/a where it has none), then the epoch's numbers."""
+    settings = [r.settings for r in runs]
+    names = list(dict.fromkeys(name for s in settings for name in s))
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["run", *names, *EPOCH_COLUMNS])
-    for run in runs:
-        config = run.config.to_dict()
-        settings = [_show(config[n]) for n in names]
-        for epoch in run.job.snapshot()["epochs"]:
-            writer.writerow([run.name, *settings, *(epoch.get(c) for c in EPOCH_COLUMNS)])
+    writer.writerow(["run", "kind", *names, *EPOCH_COLUMNS])
+    for run, values in zip(runs, settings):
+        h = run.job.snapshot()
+        for epoch in h["epochs"]:
+            writer.writerow([run.name, h["kind"], *(_show(values.get(n)) for n in names),
+                             *(epoch.get(c) for c in EPOCH_COLUMNS)])
     return out.getvalue()
 
 
 def to_json(runs: list[Run]) -> str:
-    """Each run's settings, per-step and per-epoch curves and final metrics."""
+    """Each run's kind, settings, per-step and per-epoch curves and final metrics."""
     def one(run):
         h = run.job.snapshot()
-        return {"name": run.name, "settings": run.config.to_dict(), "status": h["status"],
-                "summary": summary(run), "epochs": h["epochs"],
+        return {"name": run.name, "kind": h["kind"], "settings": run.settings,
+                "status": h["status"], "summary": summary(run), "x_axis": h["x_axis"],
+                "epochs": h["epochs"],
                 "steps": {"step": h["loss_steps"], "loss": h["loss"], "lr_step": h["lr_steps"],
                           "lr": h["lr"]}}
     return json.dumps({"runs": [one(r) for r in runs]}, indent=1)

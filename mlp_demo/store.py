@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from .limits import Limits
 
 log = logging.getLogger(__name__)
 SUFFIX = ".safetensors"
+MODELS_CACHED = 16  # loaded models kept for every visitor; each at most the parameter cap
 
 
 class StoreError(ValueError):
@@ -46,6 +48,7 @@ class ModelStore:
         self.owners: dict[str, str] = {}  # model name -> visitor
         self._headers: dict[str, tuple] = {}  # file path -> ((mtime_ns, size), info or error)
         self._listed: tuple = (None, None)  # (folder version, Listing)
+        self._models: OrderedDict = OrderedDict()  # (path, mtime_ns, size) -> read-only MLP
         self._remove_stale_temporaries()
 
     def _remove_stale_temporaries(self) -> None:
@@ -129,6 +132,22 @@ class ModelStore:
         """The model in a listed file (the shipped one is trusted beyond the size cap)."""
         trusted = path.resolve() == self.shipped.resolve()
         return checkpoints.load(path, None if trusted else self.limits.max_params)[0]
+
+    def model(self, info: CheckpointInfo):
+        """A listed model, loaded once per version of its file and shared by every visitor, so
+        read-only: no parameter takes a gradient and it stays in eval mode."""
+        stat = info.path.stat()
+        key = (str(info.path), stat.st_mtime_ns, stat.st_size)
+        with self.lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = self.load(info.path).requires_grad_(False).eval()
+        with self.lock:
+            self._models[key] = model
+            while len(self._models) > MODELS_CACHED:
+                self._models.popitem(last=False)
+        return model
 
     def owner(self, name: str) -> str | None:
         with self.lock:

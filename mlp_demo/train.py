@@ -22,9 +22,18 @@ from .model import MLP
 SNAPSHOT_EVERY = 50  # steps between copies of known-good weights (a copy costs ~1 step)
 
 
+def _accelerators() -> dict[str, bool]:
+    return {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+
+
+def device_choices() -> list[str]:
+    """What the device setting may name on this machine: auto, cpu and each accelerator found."""
+    return ["auto", "cpu"] + [name for name, ok in _accelerators().items() if ok]
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA, then MPS, then CPU; asking for a missing device is a ConfigError."""
-    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    available = _accelerators()
     if name == "auto":
         name = next((d for d, ok in available.items() if ok), "cpu")
     elif name != "cpu" and not available.get(name, False):

@@ -22,7 +22,7 @@ def app(monkeypatch, tiny_root, tmp_path):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception, at.exception
     yield at
-    job = at.session_state["runs"].job if "runs" in at.session_state else None
+    job = at.session_state["session"].job if "session" in at.session_state else None
     if job:
         job.stop()
         job.join(30)
@@ -55,7 +55,7 @@ def set_tiny_run(at, epochs=1, batch_size=64):
 
 def wait_until_done(at, timeout=300):
     end = time.monotonic() + timeout
-    while at.session_state["runs"].job.active:
+    while at.session_state["session"].job.active:
         assert time.monotonic() < end
         time.sleep(0.1)
     at.run()
@@ -71,7 +71,7 @@ def draw_on_pad(at, monkeypatch, data_url):
 
 def inject_drawing(at, data_url):
     """The drawing through session state: the canvas widget's value, as its frontend sends it."""
-    version = at.session_state["canvas_version"] if "canvas_version" in at.session_state else 0
+    version = at.session_state["session"].pad_version
     at.session_state[f"canvas_{version}"] = {"drawing": {"raw": None, "data": data_url},
                                              "backgroundFit": None}
     at.run()
@@ -116,7 +116,7 @@ def test_a_tiny_run_completes_and_shows_its_metrics(app):
     wait_until_done(app)
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["Test accuracy"].rstrip("%")) > 80
-    assert app.session_state["runs"].job.snapshot()["status"] == "finished"
+    assert app.session_state["session"].job.snapshot()["status"] == "finished"
     assert queue().counts() == (0, 0)
 
 
@@ -125,7 +125,7 @@ def test_stop_ends_the_run(app):
     button(app, "Train").click().run()
     assert button(app, "Train").disabled and not button(app, "Stop").disabled
     button(app, "Stop").click().run()
-    job = app.session_state["runs"].job
+    job = app.session_state["session"].job
     assert not job.running and job.snapshot()["status"] == "stopped"
     assert button(app, "Train").disabled is False
 
@@ -135,16 +135,16 @@ def test_train_is_disabled_while_the_tab_has_a_run(app):
     visitor is also refused by the queue (test_limits: one run per visitor)."""
     set_tiny_run(app, epochs=200, batch_size=16)
     button(app, "Train").click().run()
-    first = app.session_state["runs"].job
+    first = app.session_state["session"].job
     app.run()
     assert button(app, "Train").disabled
-    assert app.session_state["runs"].job is first and queue().counts() == (1, 0)
+    assert app.session_state["session"].job is first and queue().counts() == (1, 0)
 
 
 def test_a_second_tab_queues_behind_full_slots(app, monkeypatch, tiny_root, tmp_path):
     monkeypatch.setenv("MLP_DEMO_MAX_JOBS", "1")
-    st.cache_resource.clear()
-    app.run()
+    st.cache_resource.clear()  # a server with one slot; a session keeps the queue it started with
+    app = AppTest.from_file(APP, default_timeout=60).run()
     set_tiny_run(app, epochs=200, batch_size=16)
     button(app, "Train").click().run()
     other = AppTest.from_file(APP, default_timeout=60).run()
@@ -155,7 +155,7 @@ def test_a_second_tab_queues_behind_full_slots(app, monkeypatch, tiny_root, tmp_
     assert queue().counts() == (1, 1)
     button(app, "Stop").click().run()
     wait_until_done(other)
-    assert other.session_state["runs"].job.snapshot()["status"] == "finished"
+    assert other.session_state["session"].job.snapshot()["status"] == "finished"
 
 
 def test_switching_the_model_source(app):
@@ -297,7 +297,7 @@ def test_label_a_drawing_teach_and_see_before_and_after(app):
     assert not app.exception and not app.error
     wait_until_done(app)
     assert not app.exception and not app.error
-    runs = app.session_state["runs"].history.runs
+    runs = app.session_state["session"].history.runs
     assert [r.name for r in runs] == ["Run 1: taught"]
     assert any(m.value.startswith("**Before and after**") for m in app.markdown)
     labels = [m.label for m in app.metric]
@@ -309,16 +309,40 @@ def test_label_a_drawing_teach_and_see_before_and_after(app):
     button(app, "Clear all").click().run()
     assert any("(0 of" in m.value for m in app.markdown)
 
-
-
 def test_removing_examples_removes_the_chosen_ones(app, monkeypatch):
     for shape, digit in (("1", 1), ("0", 0), ("7", 7)):
         draw_on_pad(app, monkeypatch, png_data_url(drawn(shape)))
         app.button(key=f"label_{digit}").click().run()
-    assert [e["label"] for e in app.session_state["examples"]] == [1, 0, 7]
+    assert [e.label for e in app.session_state["session"].examples] == [1, 0, 7]
     app.multiselect(key="remove_examples").set_value([1]).run()
     button(app, "Remove").click().run()
     assert not app.exception
-    assert [e["label"] for e in app.session_state["examples"]] == [1, 7]
+    assert [e.label for e in app.session_state["session"].examples] == [1, 7]
     assert app.multiselect(key="remove_examples").value == []
     assert any("(2 of" in m.value for m in app.markdown)
+
+
+def widget_keys(at) -> set[str]:
+    """The user keys of every widget on the page (the pad's canvas is a component)."""
+    keys, stack = set(), [at._tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(getattr(node, "children", {}).values())
+        key = getattr(node, "key", None)
+        if isinstance(key, str):
+            keys.add(key)
+    return keys
+
+
+def test_session_state_holds_the_session_and_widget_keys_only(app, monkeypatch):
+    """Everything a visitor's page keeps lives in their Session; session_state has only it and
+    the keys of Streamlit's own widgets (the label buttons, the pad and the sidebar among them)."""
+    set_tiny_run(app)
+    button(app, "Train").click().run()
+    wait_until_done(app)
+    inject_drawing(app, png_data_url(drawn("1")))
+    app.button(key="label_1").click().run()
+    keys = set(app.session_state) - {"session"}
+    widgets = widget_keys(app) | {f"canvas_{app.session_state['session'].pad_version}"}
+    assert keys <= widgets, keys - widgets
+    assert type(app.session_state["session"]).__name__ == "Session"

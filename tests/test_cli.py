@@ -139,11 +139,11 @@ def test_teach_moves_the_examples_accuracy_up(tmp_path, tiny_root, tiny_model):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (("missing.png", None, 1), "row 3: cannot read image missing.png"),
-    (("garbage.png", "garbage", 1), "row 3: cannot read image garbage.png"),
-    (("blank.png", np.zeros((280, 280), np.uint8), 1), "row 3: blank.png looks blank"),
-    (("seven.png", drawn("7"), "x"), "row 3: the label must be a digit"),
-    (("seven.png", drawn("7"), "10"), "row 3: the label must be a digit"),
+    (("missing.png", None, 1), "row 3: there is no image 'missing.png'"),
+    (("garbage.png", "garbage", 1), "row 3: garbage.png is not a readable image"),
+    (("blank.png", np.zeros((280, 280), np.uint8), 1), "row 3: blank.png is blank"),
+    (("seven.png", drawn("7"), "x"), "row 3: expected 'image,label' with a label from 0 to 9"),
+    (("seven.png", drawn("7"), "10"), "row 3: expected 'image,label' with a label from 0 to 9"),
 ])
 def test_teach_refuses_a_bad_row_with_one_line(tmp_path, tiny_root, tiny_model, bad, message):
     name, image, label = bad

@@ -1,4 +1,5 @@
-"""The examples zip: what the app downloads it reads back, and a hostile zip is refused."""
+"""The examples format (examples.py owns it): what the app downloads reads back, in the app and
+in the CLI, as a zip or unzipped; a hostile zip is refused."""
 
 import io
 import zipfile
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlp_demo.examples import MAX_MEMBER_BYTES, ExamplesError, read_zip, to_zip
-from mlp_demo.teach import read_examples
+from mlp_demo.examples import MAX_MEMBER_BYTES, ExamplesError, read_examples, read_zip, to_zip
 
 
 def digit(value=200):
@@ -44,6 +44,35 @@ def test_the_cli_reads_an_unzipped_download(tmp_path):
         zf.extractall(tmp_path)
     images, labels, _ = read_examples(tmp_path / "examples.csv")
     assert labels.tolist() == [1, 4] and images.shape == (2, 28, 28)
+    assert np.array_equal(images[0].numpy(), digit())  # a 28x28 greyscale image is used as it is
+
+
+def test_the_cli_reads_the_zip_itself(tmp_path):
+    (tmp_path / "examples.zip").write_bytes(to_zip([digit(), digit(90)], [1, 4]))
+    images, labels, names = read_examples(tmp_path / "examples.zip")
+    assert labels.tolist() == [1, 4] and np.array_equal(images[1].numpy(), digit(90))
+    assert names == ["001_1.png", "002_4.png"]
+
+
+def test_any_other_image_is_made_the_mnist_way(tmp_path):
+    """A photo-sized digit (dark on light, 90x120) is cropped, fitted and centred into 28x28."""
+    photo = np.full((120, 90), 255, np.uint8)
+    photo[20:100, 40:52] = 0
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    (tmp_path / "examples.csv").write_text("image,label\nphoto.png,1\n")
+    images, labels, _ = read_examples(tmp_path / "examples.csv")
+    image = images[0].numpy()
+    assert image.shape == (28, 28) and image[:4].max() == 0 and image.max() == 255  # inverted, fitted
+    columns = image.sum(0)
+    assert 12.5 < (columns * np.arange(28)).sum() / columns.sum() < 14.5  # centred by mass
+
+
+def test_the_csv_and_the_zip_share_one_row_reader(tmp_path):
+    (tmp_path / "examples.csv").write_text("image,label\na.png,12\n")
+    with pytest.raises(ExamplesError, match="row 2"):
+        read_examples(tmp_path / "examples.csv")
+    with pytest.raises(ExamplesError, match="row 2"):
+        read_zip(zipped({"examples.csv": "image,label\na.png,12\n", "a.png": png(digit())}))
 
 
 @pytest.mark.parametrize("files, message", [
@@ -51,9 +80,11 @@ def test_the_cli_reads_an_unzipped_download(tmp_path):
     ({"notes.txt": "hi"}, "no file 'examples.csv'"),
     ({"examples.csv": "file,digit\na.png,3\n", "a.png": png(digit())}, "header"),
     ({"examples.csv": "image,label\na.png,12\n", "a.png": png(digit())}, "row 2"),
-    ({"examples.csv": "image,label\na.png,3\n", "a.png": b"not a png"}, "not a readable PNG"),
+    ({"examples.csv": "image,label\na.png,3\n", "a.png": b"not a png"}, "not a readable image"),
     ({"examples.csv": "image,label\na.png,3\n", "a.png": png(np.zeros((40, 28), np.uint8))},
-     "28x40, not 28x28"),
+     "blank"),
+    ({"examples.csv": "image,label\na.png,3\n", "a.png": png(np.zeros((5000, 4000), np.uint8))},
+     "too large"),
     ({"examples.csv": "image,label\na.png,3\n", "a.png": png(np.zeros((28, 28), np.uint8))}, "blank"),
 ])
 def test_bad_zips_are_refused_with_a_message(files, message):

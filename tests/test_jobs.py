@@ -76,18 +76,30 @@ def test_a_run_stops_itself_at_the_time_limit_and_keeps_its_weights(tiny_data, s
     assert job.model() is not None
 
 
-def test_predictions_follow_the_live_model(tiny_data, small_config):
+def test_the_live_model_is_a_copy_of_the_weights_as_they_train(tiny_data, small_config):
+    from mlp_demo.drawing import predict_image
     job = TrainingJob(small_config.replace(epochs=200, batch_size=1), lambda: tiny_data)
-    assert job.predict(drawn("1")) == (None, None)
+    assert job.model() is None  # before the first step
     job.start()
     try:
-        wait_for(lambda: job.preview is not None)
-        probs, field = job.predict(drawn("1"))
+        wait_for(lambda: job.model() is not None)
+        model = job.model()
+        assert model is not job.model() and not model.training  # a copy each time, for reading
+        probs, field = predict_image(model, drawn("1"))
         assert probs.shape == (10,) and field.shape == (28, 28)
-        assert job.predict(np.zeros((280, 280), np.uint8)) == (None, None)
     finally:
         job.stop()
         job.join(30)
+
+
+def test_a_job_keeps_to_the_job_protocol(tiny_data, small_config):
+    from mlp_demo.jobs import Job
+    job = TrainingJob(small_config, lambda: tiny_data)
+    members = [m for m in dir(Job) if not m.startswith("_")] + list(Job.__annotations__)
+    assert all(hasattr(job, m) for m in members), members
+    assert job.status == "queued" and job.active and job.model_config == small_config
+    h = job.snapshot()
+    assert h["kind"] == "training" and h["x_axis"] == "epoch" and h["settings"]["epochs"] == 1
 
 
 def test_failures_become_messages(small_config):
@@ -172,6 +184,10 @@ def test_a_teaching_job_fine_tunes_in_the_background_and_reports_before_and_afte
     assert 0 < result["test_accuracy_after"] <= 1
     assert history["epochs"][-1]["test_acc"] == result["test_accuracy_after"]
     assert history["progress"]["step"] == 120 and len(history["loss"]) > 0
+    # Its own settings and x-axis, not those of the training run it started from.
+    assert history["kind"] == "teaching" and history["x_axis"] == "step"
+    assert history["settings"] == {"steps": 120, "lr": 2e-3, "replay": 0.75, "batch_size": 64, "seed": 0}
+    assert job.model_config == small_config  # what rebuilds (and saves) the weights
     assert job.model() is not None and not job.active and queue.counts() == (0, 0)
     assert torch.equal(job.model()(torch.zeros(1, 784)), job.preview(torch.zeros(1, 784)))
 
@@ -190,3 +206,24 @@ def test_a_teaching_job_stops_and_keeps_what_it_learned(tiny_data, small_config)
     history = job.snapshot()
     assert history["status"] == "stopped" and history["teach"] is not None
     assert history["progress"]["step"] < 10_000
+
+
+def test_a_teaching_job_that_fails_is_not_called_diverged(tiny_data, small_config):
+    """Only a non-finite loss is divergence; any other error is a failure with its message."""
+    from mlp_demo.jobs import TeachingJob
+    from mlp_demo.model import MLP
+    from mlp_demo.teach import TeachConfig
+
+    def broken():
+        raise ValueError("the replay images are the wrong shape")
+    job = TeachingJob(MLP(small_config), tiny_data.test_x[:4], tiny_data.test_y[:4], broken,
+                      teach_config=TeachConfig(steps=5))
+    job.start().join(30)
+    assert job.status == "failed" and "wrong shape" in job.snapshot()["message"]
+    diverging = TeachingJob(MLP(small_config), tiny_data.test_x[:4], tiny_data.test_y[:4],
+                            lambda: tiny_data, teach_config=TeachConfig(steps=50, lr=1.0))
+    with torch.no_grad():
+        for p in diverging.preview.parameters():
+            p.mul_(1e30)  # logits overflow: the loss is not finite at the first step
+    diverging.start().join(30)
+    assert diverging.status == "diverged", diverging.snapshot()["message"]

@@ -11,7 +11,8 @@ def test_smoothing_is_debiased():
 def test_training_figure_has_loss_accuracy_and_lr():
     epoch = {"epoch": 1, "train_loss": 0.3, "val_loss": 0.2, "train_acc": 0.9, "val_acc": 0.95,
              "test_acc": 0.96}
-    history = {"progress": {"total_steps": 20}, "config": {"epochs": 2}, "epochs": [epoch],
+    history = {"progress": {"total_steps": 20}, "settings": {"epochs": 2}, "x_axis": "epoch",
+               "epochs": [epoch],
                "loss_steps": list(range(1, 11)), "loss": [1 / s for s in range(1, 11)],
                "lr_steps": list(range(1, 11)), "lr": [1e-3] * 10}
     fig = training_figure(history)

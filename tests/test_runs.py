@@ -14,7 +14,7 @@ from mlp_demo.runs import RunHistory, settings_table, to_csv, to_json
 
 class DoneJob:
     def __init__(self, config, epochs=2, active=False):
-        self.config, self.active, self.epochs = config, active, epochs
+        self.model_config, self.active, self.epochs = config, active, epochs
 
     def snapshot(self):
         return {"status": "finished", "progress": {"elapsed": 3.0, "step": 10, "total_steps": 10},
@@ -22,7 +22,7 @@ class DoneJob:
                             "train_loss": 1 / e, "train_acc": 0.9, "val_loss": 0.5, "val_acc": 0.8 + e / 100,
                             "test_loss": 0.5, "test_acc": 0.85} for e in range(1, self.epochs + 1)],
                 "loss_steps": [1, 2], "loss": [2.0, 1.0], "lr_steps": [1, 2], "lr": [0.1, 0.1],
-                "config": self.config.to_dict()}
+                "kind": "training", "x_axis": "epoch", "settings": self.model_config.to_dict()}
 
 
 def test_runs_are_numbered_and_the_oldest_unpinned_is_dropped():
@@ -63,6 +63,7 @@ def test_csv_has_one_row_per_epoch_per_run_and_json_everything():
     history.add(DoneJob(TrainConfig(epochs=3), epochs=3))
     rows = list(csv.DictReader(io.StringIO(to_csv(history.runs))))
     assert len(rows) == 5 and rows[0]["run"] == "Run 1" and rows[-1]["epoch"] == "3"
+    assert rows[0]["kind"] == "training"
     assert rows[2]["val_acc"] == "0.81"
     data = json.loads(to_json(history.runs))
     assert [r["name"] for r in data["runs"]] == ["Run 1", "Run 2"]
@@ -76,8 +77,33 @@ def test_a_real_job_in_the_history(tiny_data, small_config):
     assert json.loads(to_json([run]))["runs"][0]["summary"]["test_acc"] > 0.5
 
 
+class TeachJob(DoneJob):
+    def snapshot(self):
+        h = super().snapshot()
+        h.update(kind="teaching", x_axis="step", settings={"steps": 150, "lr": 5e-4, "replay": 0.75,
+                                                         "batch_size": 64, "seed": 0})
+        h["epochs"] = h["epochs"][:1]
+        return h
+
+
+def test_a_teaching_run_is_described_by_its_own_settings():
+    history = RunHistory()
+    train, _ = history.add(DoneJob(TrainConfig(hidden=(64,))))
+    teach, _ = history.add(TeachJob(TrainConfig(hidden=(256,), epochs=60)))
+    rows, differ = settings_table([train, teach])
+    by = {r["setting"]: r for r in rows}
+    assert by["teach steps"]["Run 2"] == "150" and by["teach steps"]["Run 1"] == "n/a"
+    assert by["epochs"]["Run 2"] == "n/a"  # not the 60 epochs of the model it started from
+    assert by["taught model"]["Run 2"] == "256"
+    rows = list(csv.DictReader(io.StringIO(to_csv(history.runs))))
+    assert [r["kind"] for r in rows] == ["training", "training", "teaching"]
+    assert rows[-1]["teach steps"] == "150" and rows[-1]["epochs"] == "n/a"
+    data = json.loads(to_json([teach]))["runs"][0]
+    assert data["kind"] == "teaching" and data["x_axis"] == "step" and data["settings"]["teach steps"] == 150
+
+
 def test_settings_from_a_link_are_checked_and_snapped():
-    from mlp_demo.ui.share import parse_query, to_query  # plain functions; streamlit is importable
+    from mlp_demo.links import parse_query, to_query
     limits = Limits()
     applied, preset, ignored = parse_query(
         {"preset": "fast", "lr": "0.004", "hidden": "500-100", "batch_size": "300", "epochs": "7",

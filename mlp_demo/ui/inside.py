@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mlp_demo.data import DataMissing, mnist_root
+from mlp_demo.data import mnist_root
 from mlp_demo.insight import (
     confusion_matrix,
     misclassified,
@@ -17,9 +17,9 @@ from mlp_demo.insight import (
 )
 from mlp_demo.plots import confusion_figure, pixels, weights_grid
 from mlp_demo.runs import Run
+from mlp_demo.session import Session, SessionError
 
 from . import server
-from .prediction import model_for
 
 GALLERY = 48
 UNITS = 64
@@ -27,45 +27,42 @@ WEIGHTS_REFRESH_S = 2.0
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def file_test_probs(path: str, mtime_ns: int, size: int, root: str, _source) -> np.ndarray:
+def file_test_probs(path: str, mtime_ns: int, size: int, root: str, _model) -> np.ndarray:
     """A listed checkpoint's probabilities on the test set, shared by every session."""
-    return predict_all(model_for(_source), server.mnist(root)[2]).numpy()
+    return predict_all(_model, server.mnist(root)[2]).numpy()
 
 
-def test_probs(source) -> np.ndarray:
-    """The chosen model's probabilities (10000, 10) on the test images; a run's are cached per
-    training step in the session, a file's per file version for everyone."""
-    if not isinstance(source, Run):
-        stat = source.path.stat()
-        return file_test_probs(str(source.path), stat.st_mtime_ns, stat.st_size, mnist_root(), source)
-    key = (source.number, source.job.snapshot()["progress"]["step"], mnist_root())
-    cache = st.session_state.setdefault("test_probs", {})
-    if key not in cache:
-        cache.clear()  # one at a time: 10,000 x 10 floats each
-        cache[key] = predict_all(model_for(source), server.mnist(mnist_root())[2]).numpy()
-    return cache[key]
+def test_probs(me: Session, source) -> np.ndarray:
+    """The chosen model's probabilities (10000, 10) on the test images: a run's kept by the
+    session per training step, a file's per file version for everyone."""
+    if isinstance(source, Run):
+        return me.run_test_probabilities(source)
+    stat = source.path.stat()
+    return file_test_probs(str(source.path), stat.st_mtime_ns, stat.st_size, mnist_root(),
+                           me.model_of(source))
 
 
-def inside_section(choices: dict) -> None:
-    usable = {label: src for label, src in choices.items()
-              if not isinstance(src, Run) or src.job.preview is not None}
+def inside_section(me: Session) -> None:
+    usable = {label: source for label, source in me.choices().items()
+              if not isinstance(source, Run) or source.model() is not None}
     label = st.selectbox("Model to look inside", list(usable), key="inspect_choice",
                          help="The shipped model, a saved one, or one of this tab's runs.")
     source = usable[label]
-    confusion_and_mistakes(source)
-    st.subheader("First-layer weights")
-    live = isinstance(source, Run) and source.job.running
-    st.fragment(run_every=WEIGHTS_REFRESH_S if live else None)(first_layer_weights)(source)
-
-
-def confusion_and_mistakes(source) -> None:
-    st.subheader("Confusion matrix")
     try:
-        _, _, _, test_y = server.mnist(mnist_root())
-        probs = test_probs(source)
-    except DataMissing as e:
-        st.info(f"The confusion matrix needs MNIST's test images: {e}")
+        model = me.model_of(source)
+        confusion_and_mistakes(me, source)
+    except SessionError as e:
+        st.info(str(e))
         return
+    st.subheader("First-layer weights")
+    live = isinstance(source, Run) and source.job.active
+    st.fragment(run_every=WEIGHTS_REFRESH_S if live else None)(first_layer_weights)(me, source, model)
+
+
+def confusion_and_mistakes(me: Session, source) -> None:
+    st.subheader("Confusion matrix")
+    _, _, test_x, test_y = me.mnist("The confusion matrix needs MNIST's test images.")
+    probs = test_probs(me, source)
     labels = test_y.numpy()
     counts = confusion_matrix(labels, probs.argmax(1))
     accuracy = per_class_accuracy(counts)
@@ -86,15 +83,18 @@ def confusion_and_mistakes(source) -> None:
                         help="Choose a square of the confusion matrix (off the diagonal).")
     true, predicted, count = pair
     picked = misclassified(labels, probs, true, predicted, limit=GALLERY)
-    images = server.mnist(mnist_root())[2][picked].numpy()
+    images = test_x[picked].numpy()
     st.caption(f"Test images of a {true} that the model read as {predicted}, most confident first "
                f"({len(picked)} of {count} shown). Would you have read them right?")
     st.image([pixels(im / 255.0, 2) for im in images], output_format="PNG",
              caption=[f"true {true}, read {predicted} ({probs[i, predicted]:.0%})" for i in picked])
 
 
-def first_layer_weights(source) -> None:
-    model = model_for(source)
+def first_layer_weights(me: Session, source, model) -> None:
+    if isinstance(source, Run) and source.job.active:
+        model = me.model_of(source)  # the weights as they are now
+    if model is None:
+        return
     images, units = weight_images(model, UNITS)
     if len(units) == 0:
         return

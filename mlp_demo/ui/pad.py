@@ -1,5 +1,6 @@
 """The drawing pad. Drawn in the first paint, before torch is imported, so it imports neither
-torch nor numpy: what the browser sent is kept as text and read by the strict reader later."""
+torch nor numpy (nor the Session, which does): what the browser sent is handed back as text
+and read by the strict reader later."""
 
 from __future__ import annotations
 
@@ -10,18 +11,19 @@ PAD_SIZE = 280
 
 
 def clear_pad() -> None:
-    st.session_state.canvas_version = st.session_state.get("canvas_version", 0) + 1
+    from . import server  # torch: loaded by the time anyone presses Clear
+
+    server.session().clear_pad()
 
 
-def drawing_pad() -> None:
-    """The pad; the PNG data URL the browser sent lands in st.session_state.drawing_url."""
+def drawing_pad(version: int) -> str | None:
+    """The pad (a new one for each version: Clear); returns the PNG data URL the browser sent."""
     st.subheader("Draw a digit")
     brush = st.slider("Brush width", 6, 40, 20, key="brush")
-    version = st.session_state.get("canvas_version", 0)
     result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
                        height=PAD_SIZE, width=PAD_SIZE, drawing_mode="freedraw",
                        return_image_data=True, key=f"canvas_{version}")
+    st.button("Clear", icon=":material/ink_eraser:", on_click=clear_pad)
     # The raw data URL, not result.image_data: that property decodes whatever PNG the
     # browser sent, of any size, before anyone could look at it.
-    st.session_state.drawing_url = getattr(result, "_image_data_url", None)
-    st.button("Clear", icon=":material/ink_eraser:", on_click=clear_pad)
+    return getattr(result, "_image_data_url", None)

@@ -1,8 +1,9 @@
-"""What the server shares between sessions (cached resources) and what each session keeps.
+"""What the server shares between sessions (cached resources), the page's refresh periods,
+and the one object each session keeps: its Session.
 
-A session's run lives in st.session_state, which Streamlit keeps across a websocket
+A session's Session lives in st.session_state, which Streamlit keeps across a websocket
 reconnect; a session-scoped cache_resource would be released (and the run stopped) by every
-network blip. The run stops on Stop, or when the RunQueue's reaper finds the tab gone.
+network blip. A run stops on Stop, or when the RunQueue's reaper finds the tab gone.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from pathlib import Path
 
 import streamlit as st
 
 from mlp_demo import checkpoints
-from mlp_demo.data import load_mnist
-from mlp_demo.jobs import TrainingJob
+from mlp_demo.data import load_mnist, mnist_root
 from mlp_demo.limits import Limits, RunQueue, configure_threads
-from mlp_demo.runs import RunHistory
+from mlp_demo.session import Session
 from mlp_demo.store import ModelStore
 
 log = logging.getLogger("mlp_demo.app")
+REFRESH_S = 1.0  # the run's own progress and curves; a teaching run under the pad
+# Views that follow a run from elsewhere (the pad's live answer, the comparison): each rerun
+# builds Plotly figures (~15-35 ms of the GIL each), and a class's strokes wait behind them.
+LIVE_VIEWS_REFRESH_S = 2.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,32 +49,12 @@ def mnist(root: str):
     return load_mnist(root)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def load_model(path: str, mtime_ns: int, size: int):
-    """A listed checkpoint's model, reloaded when its file changes."""
-    return model_store().load(Path(path))
-
-
-class SessionRuns:
-    """This browser session's runs: every one kept (up to MLP_DEMO_MAX_RUNS), the latest live."""
-
-    def __init__(self):
-        self.history = RunHistory()
-
-    @property
-    def job(self) -> TrainingJob | None:
-        """The latest run's job (queued, training or done), or None before the first Train."""
-        latest = self.history.latest
-        return latest.job if latest else None
-
-
-def visitor() -> str:
-    """This session's anonymous id: who owns its run and its saved models."""
-    return st.session_state.setdefault("visitor", uuid.uuid4().hex)
-
-
-def session_runs() -> SessionRuns:
-    return st.session_state.setdefault("runs", SessionRuns())
+def session() -> Session:
+    """This browser session's Session, made on its first run."""
+    if "session" not in st.session_state:
+        st.session_state.session = Session(uuid.uuid4().hex, run_queue(), model_store(), limits(),
+                                           lambda: mnist(mnist_root()))
+    return st.session_state.session
 
 
 def heartbeat_seconds() -> float:
@@ -81,28 +64,30 @@ def heartbeat_seconds() -> float:
 
 def heartbeat() -> None:
     """Tell the queue this tab is still open; run from every rerun and a timed fragment."""
-    run_queue().touch(visitor())
+    run_queue().touch(session().visitor)
 
 
-def user_action(message_key: str, prefix: str = ""):
-    """Wrap a widget callback: a mistake the user can fix (ValueError) becomes its message; any
-    other failure a short message for the visitor and a traceback in the server's log."""
+def user_action(where: str, prefix: str = ""):
+    """Wrap a widget callback that takes the Session first: a mistake the user can fix
+    (ValueError, SessionError among them) becomes the section's message; any other failure a
+    short message for the visitor and a traceback in the server's log."""
     def wrap(callback):
         @functools.wraps(callback)
         def run(*args, **kwargs):
+            me = session()
             try:
-                callback(*args, **kwargs)
+                callback(me, *args, **kwargs)
             except ValueError as e:
-                st.session_state[message_key] = ("error", f"{prefix}{e}")
+                me.say(where, "error", f"{prefix}{e}")
             except Exception:
                 log.exception("%s failed", callback.__name__)
-                st.session_state[message_key] = (
-                    "error", f"{prefix}something went wrong on the server; it has been logged.")
+                me.say(where, "error", f"{prefix}something went wrong on the server; it has been "
+                                       "logged.")
         return run
     return wrap
 
 
-def show_message(message_key: str) -> None:
-    kind, text = st.session_state.pop(message_key, None) or (None, None)
+def show_message(me: Session, where: str) -> None:
+    kind, text = me.take_message(where) or (None, None)
     if kind:
-        {"success": st.success, "warning": st.warning}.get(kind, st.error)(text)
+        {"success": st.success, "warning": st.warning, "info": st.info}.get(kind, st.error)(text)

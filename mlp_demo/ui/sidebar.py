@@ -1,46 +1,22 @@
 """The sidebar: every hyperparameter, its range taken from TrainConfig's metadata (the one
-source of truth) and narrowed by the server's limits; values live in session state."""
+source of truth) and narrowed by the server's limits, and the query string that mirrors it
+(a shared link's settings are applied on a session's first run). Values live in the widgets."""
 
 from __future__ import annotations
-
-import math
 
 import streamlit as st
 
 from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta, field_names
 from mlp_demo.limits import Limits
+from mlp_demo.links import options, parse_query, to_query
+from mlp_demo.session import Session
 
 PRESET_LABELS = {"default": "Default", "fast": "Fast: 98% in seconds",
                  "best": "Best accuracy: 99% in minutes"}
-WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
-BATCH_SIZES = [2**k for k in range(14)]
-WEIGHT_DECAYS = [0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2, 0.1]
 
 
 def hp(name: str) -> str:
     return f"hp_{name}"
-
-
-def within(name: str, options: list, low=None) -> list:
-    """The options inside a field's range (and above a server's lower limit)."""
-    meta = field_meta(name)
-    low = meta["low"] if low is None else max(low, meta["low"])
-    return [o for o in options if low <= o <= meta["high"]]
-
-
-def log_steps(name: str) -> list[float]:
-    """1, 2, 3, 5 x each power of ten across a log-scaled field's range."""
-    meta = field_meta(name)
-    exponents = range(math.floor(math.log10(meta["low"])), math.ceil(math.log10(meta["high"])) + 1)
-    return within(name, sorted({float(f"{m}e{e}") for e in exponents for m in (1, 2, 3, 5)}))
-
-
-def options(name: str, limits: Limits) -> list:
-    """The choices a select slider offers for a field on this server."""
-    return {"lr": lambda: log_steps("lr"),
-            "weight_decay": lambda: within("weight_decay", WEIGHT_DECAYS),
-            "batch_size": lambda: within("batch_size", BATCH_SIZES, limits.min_batch_size),
-            "width": lambda: within("hidden", WIDTHS)}[name]()
 
 
 def apply_config(config: TrainConfig) -> None:
@@ -74,13 +50,13 @@ def slider(name: str, label: str, step, extra_help: str = "", **kwargs):
                   max_value=meta["high"], step=step, **kwargs)
 
 
-def sidebar(limits: Limits, device_choices: list[str]) -> None:
+def sidebar(me: Session, limits: Limits, device_choices: list[str]) -> None:
     """Every hyperparameter, grouped. The title was drawn in the first paint (app.py)."""
     if hp("epochs") not in st.session_state:
         apply_config(PRESETS["default"])
     # Streamlit can drop a widget's state around fragment reruns (seen in Chromium: selectboxes
     # fell back to their first option); a plain copy of the settings puts them back.
-    for key, value in st.session_state.get("hp_saved", {}).items():
+    for key, value in me.link.settings.items():
         if key not in st.session_state:
             st.session_state[key] = value
     bar, server = st.sidebar, limits.help()
@@ -119,8 +95,8 @@ def sidebar(limits: Limits, device_choices: list[str]) -> None:
         widget(st.number_input, "seed", "Seed", min_value=meta["low"], max_value=meta["high"], step=1)
     with bar.expander("Device", expanded=True):
         widget(st.radio, "device", "Train on", options=device_choices, horizontal=True)
-    st.session_state.hp_saved = {k: st.session_state[k] for k in list(st.session_state.keys())
-                                 if k.startswith("hp_") and k != "hp_saved"}
+    me.link.settings = {k: st.session_state[k] for k in list(st.session_state.keys())
+                        if k.startswith("hp_")}
 
 
 def config_from_state() -> TrainConfig:
@@ -138,3 +114,38 @@ def config_problems(limits: Limits) -> str | None:
     except ValueError as e:
         return str(e)
     return "; ".join(limits.problems(config)) or None
+
+
+def restore_from_link(me: Session, limits: Limits, device_choices: list[str]) -> None:
+    """On a session's first run: apply the link's settings (before the sidebar is drawn)."""
+    if me.link.read:
+        return
+    me.link.read = True
+    query = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    if not query:
+        return
+    applied, preset, ignored = parse_query(query, limits)
+    if applied.get("device") not in (None, *device_choices):
+        ignored.append(f"device={applied.pop('device')!r} (not on this server)")
+    if preset:
+        st.session_state.preset = preset
+    apply_config(PRESETS[preset or "default"].replace(**applied))
+    if ignored:
+        me.link.notice = "Ignored in the link: " + "; ".join(ignored) + "."
+
+
+def link_notice(me: Session) -> None:
+    """What a shared link asked for that could not be applied, at the top of the sidebar."""
+    if me.link.notice:
+        st.sidebar.warning(me.link.notice)
+
+
+def keep_link_current() -> None:
+    """Write the sidebar's settings into the query string as they change."""
+    try:
+        config = config_from_state()
+    except (KeyError, TypeError):
+        return
+    wanted = to_query(config, st.session_state.get("preset", "default"))
+    if {k: st.query_params.get(k) for k in st.query_params.keys()} != wanted:
+        st.query_params.from_dict(wanted)

@@ -4,84 +4,39 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mlp_demo.data import DataMissing, mnist_root, split_mnist
-from mlp_demo.jobs import TrainingJob
-from mlp_demo.limits import Busy
+from mlp_demo.config import TrainConfig
 from mlp_demo.plots import training_figure
+from mlp_demo.session import Session
 
 from . import server
-from .server import SessionRuns, show_message, user_action
-from .sidebar import config_from_state
-
-REFRESH_S = 1.0  # the run's own progress and curves
-# Views that follow a run from elsewhere (the pad's live answer, the comparison): each rerun
-# builds Plotly figures (~15-35 ms of the GIL each), and a class's strokes wait behind them.
-LIVE_VIEWS_REFRESH_S = 2.0
-LIVE = "Live: the model you train here"  # the latest run, as it trains and after
+from .server import REFRESH_S, show_message, user_action
 
 
-@user_action("train_message")
-def start_training(runs: SessionRuns) -> None:
-    """Train's on_click: runs before the widgets are drawn, so it may set model_choice."""
-    limits = server.limits()
-    if runs.job and runs.job.active:
-        raise ValueError("this tab already has a run: stop it first")
-    config = config_from_state().validate()
-    problems = limits.problems(config)
-    if problems:
-        raise ValueError("; ".join(problems))
-    try:
-        raw = server.mnist(mnist_root())
-    except DataMissing as e:
-        raise ValueError(f"{e} Drawing still works, with the shipped model.") from None
-    job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed),
-                      visitor=server.visitor(), max_seconds=limits.max_run_seconds,
-                      n_train=len(raw[0]) - config.val_size)
-    run, place, dropped = submit_run(runs, job)
-    notes = []
-    if place:
-        notes.append(f"All {limits.max_jobs} training slots are busy: {run.name} is queued and "
-                     "starts by itself.")
-    if dropped:
-        notes.append(f"{', '.join(r.name for r in dropped)} dropped: a tab keeps at most "
-                     f"{runs.history.limit} runs (pin a run in Compare runs to keep it).")
-    if notes:
-        st.session_state.train_message = ("warning", " ".join(notes))
+@user_action("train")
+def start_training(me: Session, config: TrainConfig) -> None:
+    """Train's on_click: runs before the page is drawn, so the pad already follows Live."""
+    for note in me.train(config):
+        me.say("train", "warning", note)
 
 
-def submit_run(runs: SessionRuns, job: TrainingJob) -> tuple:
-    """Queue a training or teaching job as this tab's next run, keep it in the run history and
-    make it the model behind the pad: (its Run, its place in the queue, the runs dropped)."""
-    try:
-        place = server.run_queue().submit(job)
-    except Busy as e:
-        raise ValueError(str(e)) from None
-    run, dropped = runs.history.add(job)
-    st.session_state.model_choice = LIVE
-    return run, place, dropped
+@user_action("train")
+def stop_run(me: Session) -> None:
+    me.stop()
 
 
-def stop_run(job: TrainingJob) -> None:
-    """Stop's on_click, for training and teaching alike."""
-    if not server.run_queue().cancel(job):
-        job.stop()
-        job.join(timeout=5)  # a stop takes effect before the next batch: milliseconds
-
-
-def training_section(runs: SessionRuns, config_error: str | None) -> None:
+def training_section(me: Session, config: TrainConfig, config_error: str | None) -> None:
     st.subheader("Train")
-    job = runs.job
+    job = me.job
     active = bool(job and job.active)
     go, stop, _ = st.columns([1, 1, 4])
     go.button("Train", type="primary", disabled=active or bool(config_error),
-              icon=":material/play_arrow:", on_click=start_training, args=(runs,))
-    stop.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_run,
-                args=(job,))
+              icon=":material/play_arrow:", on_click=start_training, args=(config,))
+    stop.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_run)
     if config_error:
         st.error(f"Invalid settings: {config_error}")
-    show_message("train_message")
+    show_message(me, "train")
     if job:
-        st.fragment(run_every=REFRESH_S if active else None)(training_progress)(job, active)
+        st.fragment(run_every=REFRESH_S if active else None)(training_progress)(me)
     else:
         st.caption("Press Train to watch the loss fall and the accuracy climb, live.")
     running, waiting = server.run_queue().counts()
@@ -89,17 +44,18 @@ def training_section(runs: SessionRuns, config_error: str | None) -> None:
                + (f", {waiting} waiting." if waiting else "."))
 
 
-def training_progress(job: TrainingJob, was_active: bool) -> None:
+def training_progress(me: Session) -> None:
     server.heartbeat()
+    job = me.job
     show_progress(job, job.snapshot())
-    if was_active and not job.active:
+    if me.page_is_stale():
         # The run ended: redraw the whole page (buttons, model list). Called last, after this
         # fragment's elements: a rerun from inside a fragment before them can reset widget
         # values (streamlit/streamlit#11266).
         st.rerun()
 
 
-def show_progress(job: TrainingJob, history: dict) -> None:
+def show_progress(job, history: dict) -> None:
     p, status = history["progress"], history["status"]
     if status == "queued":
         queue = server.run_queue()
@@ -114,9 +70,12 @@ def show_progress(job: TrainingJob, history: dict) -> None:
     total = max(p["total_steps"], 1)
     rate = p["step"] / p["elapsed"] if p["elapsed"] else 0
     eta = f"{(total - p['step']) / rate:.0f}s left" if rate and status == "running" else status
+    if history["x_axis"] == "epoch":
+        where = f"epoch {p['epoch']}/{history['settings']['epochs']} · step {p['step']:,}/{total:,}"
+    else:
+        where = f"teaching · step {p['step']:,}/{total:,}"
     st.progress(min(p["step"] / total, 1.0),
-                text=f"epoch {p['epoch']}/{history['config']['epochs']} · step {p['step']:,}/"
-                     f"{total:,} · {p['samples_per_s']:,.0f} samples/s · {eta}")
+                text=f"{where} · {p['samples_per_s']:,.0f} samples/s · {eta}")
     if status == "diverged":
         st.error(f"{history['message']} (the weights from before it went wrong are kept)")
     elif status == "failed":

@@ -1,0 +1,235 @@
+"""A visitor's flows as plain calls on a Session: no AppTest, no browser."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mlp_demo.checkpoints import DEFAULT_CHECKPOINT
+from mlp_demo.config import TrainConfig
+from mlp_demo.drawing import preprocess
+from mlp_demo.limits import Limits, RunQueue
+from mlp_demo.session import LIVE, SHIPPED, Session, SessionError
+from mlp_demo.store import ModelStore
+from mlp_demo.teach import TeachConfig
+
+from helpers import drawn, png_data_url
+
+TINY = TrainConfig(hidden=(32,), epochs=1, batch_size=32, val_size=100, device="cpu")
+ENDLESS = TINY.replace(epochs=200, batch_size=16)
+
+
+@pytest.fixture
+def limits():
+    return Limits()
+
+
+@pytest.fixture
+def session(tmp_path, tiny_raw, limits):
+    queue = RunQueue(limits)
+    store = ModelStore(tmp_path, limits, shipped=DEFAULT_CHECKPOINT)
+    me = Session("visitor-a", queue, store, limits, lambda: tiny_raw)
+    yield me
+    me.stop()
+
+
+def wait_until_ended(me: Session, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while me.job.active:
+        assert time.monotonic() < end, "the run did not end"
+        time.sleep(0.05)
+
+
+def wait_for_step(me: Session, step: int = 1, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while me.job.snapshot()["progress"]["step"] < step:
+        assert time.monotonic() < end, "the run did not start"
+        time.sleep(0.05)
+
+
+def test_train_then_stop(session):
+    assert session.train(ENDLESS) == []
+    assert session.chosen == LIVE and session.job.active
+    wait_for_step(session)
+    with pytest.raises(SessionError, match="already has a run"):
+        session.train(TINY)
+    session.stop()
+    assert not session.job.active and session.job.status == "stopped"
+    assert session.history.latest.name == "Run 1" and session.model() is not None
+
+
+def test_a_finished_run_can_be_saved_and_chosen(session):
+    session.train(TINY)
+    wait_until_ended(session)
+    assert session.job.status == "finished"
+    path = session.save("Run 1", "tiny-one")
+    assert path.stem == "tiny-one" and session.store.owner("tiny-one") == "visitor-a"
+    assert any(label.startswith("Saved: tiny-one") for label in session.choices())
+
+
+def test_label_three_drawings_teach_and_read_before_and_after(session):
+    for shape in ("1", "0", "7"):
+        field = preprocess(drawn(shape))
+        session.add_example(field, 3)  # all labelled 3: the model must change its mind
+    assert [e.label for e in session.examples] == [3, 3, 3]
+    assert session.teach(TeachConfig(steps=60, lr=2e-3)) == []
+    assert session.history.latest.name == "Run 1: taught" and session.chosen == LIVE
+    wait_until_ended(session)
+    h = session.job.snapshot()
+    assert h["status"] == "finished", h["message"]
+    assert h["kind"] == "teaching" and h["x_axis"] == "step" and h["settings"]["steps"] == 60
+    result = h["teach"]
+    assert result["examples_accuracy_after"] > result["examples_accuracy_before"]
+    assert result["after"] == [3, 3, 3]
+    assert session.predict(png_data_url(drawn("0"))).digit == 3  # the taught model answers the pad
+    assert session.job.model_config.hidden == session.store.model(
+        session.store.listing().models[0]).config.hidden  # it keeps the shipped architecture
+
+
+def test_teaching_from_the_cached_shipped_model_leaves_it_read_only(session):
+    shipped = session.store.model(session.store.listing().models[0])
+    assert shipped is session.store.model(session.store.listing().models[0])  # one for everyone
+    assert not shipped.training and not any(p.requires_grad for p in shipped.parameters())
+    before = {k: v.clone() for k, v in shipped.state_dict().items()}
+    session.choose(SHIPPED + next(iter(session.choices()))[len(SHIPPED):])
+    session.add_example(preprocess(drawn("1")), 7)
+    session.teach(TeachConfig(steps=20))
+    wait_until_ended(session)
+    assert session.job.status == "finished", session.job.snapshot()["message"]
+    assert all(torch.equal(before[k], v) for k, v in shipped.state_dict().items())
+    assert not shipped.training and all(p.grad is None for p in shipped.parameters())
+
+
+def test_remove_and_rename(session):
+    for label in (1, 2, 3):
+        session.add_example(preprocess(drawn("1")) * (0.5 + label / 10), label)
+    session.remove_examples([1])
+    assert [e.label for e in session.examples] == [1, 3]
+    session.clear_examples()
+    assert session.examples == []
+    session.train(TINY)
+    wait_until_ended(session)
+    session.train(TINY.replace(lr=0.01))
+    wait_until_ended(session)
+    session.rename(2, "  lr   0.01 ")
+    assert session.history.get(2).name == "lr 0.01"
+    with pytest.raises(SessionError, match="already called"):
+        session.rename(1, "lr 0.01")
+    with pytest.raises(SessionError, match="empty"):
+        session.rename(1, "   ")
+    with pytest.raises(SessionError, match="no longer kept"):
+        session.rename(99, "ghost")
+
+
+def test_choose_each_kind_of_model(session, tmp_path):
+    from helpers import crafted
+    crafted(tmp_path / "saved.safetensors", {"metrics": '{"test_acc": 0.5}'})
+    session.train(TINY)
+    wait_until_ended(session)
+    session.train(TINY.replace(lr=0.01))
+    wait_until_ended(session)
+    choices = session.choices()
+    kinds = {"shipped": SHIPPED, "saved": "Saved: saved", "run": "Run 1", "live": LIVE}
+    drawing = png_data_url(drawn("1"))
+    for kind, prefix in kinds.items():
+        label = next(c for c in choices if c.startswith(prefix))
+        session.choose(label)
+        assert session.chosen_label() == label, kind
+        assert session.model() is not None, kind
+        assert session.predict(drawing).probs.shape == (10,), kind
+    with pytest.raises(SessionError, match="no longer listed"):
+        session.choose("Saved: nothing like it")
+    (tmp_path / "saved.safetensors").unlink()
+    session.store.listing()  # the file is gone: the choice falls back to the first listed
+    assert session.chosen_label() is not None
+
+
+def test_a_run_limit_and_the_server_limits(tiny_raw, tmp_path):
+    limits = Limits(max_runs=2, max_params=30_000)
+    me = Session("v", RunQueue(limits), ModelStore(tmp_path, limits), limits, lambda: tiny_raw)
+    with pytest.raises(SessionError, match="MLP_DEMO_MAX_PARAMS"):
+        me.train(TINY.replace(hidden=(64,)))
+    with pytest.raises(SessionError, match="nesterov"):
+        me.train(TINY.replace(nesterov=True))
+    notes = []
+    for _ in range(3):
+        notes = me.train(TINY)
+        wait_until_ended(me)
+    assert [r.name for r in me.history.runs] == ["Run 2", "Run 3"]
+    assert any("Run 1 dropped" in n and "at most 2 runs" in n for n in notes)
+
+
+def test_a_bad_max_runs_gives_one_clear_message():
+    with pytest.raises(ValueError, match=r"^MLP_DEMO_MAX_RUNS='many' is not a whole number$"):
+        Limits.from_env({"MLP_DEMO_MAX_RUNS": "many"})
+    assert Limits.from_env({"MLP_DEMO_MAX_RUNS": "3"}).max_runs == 3
+
+
+def test_a_bad_label_and_a_bad_example(session):
+    field = preprocess(drawn("1"))
+    for label in (10, -1, "3", 2.0):
+        with pytest.raises(SessionError, match="digit from 0 to 9"):
+            session.add_example(field, label)
+    with pytest.raises(SessionError, match="28x28"):
+        session.add_example(np.zeros((5, 5)), 1)
+    session.add_example(field, 1)
+    with pytest.raises(SessionError, match="already in Your examples"):
+        session.add_example(field, 1)
+    with pytest.raises(SessionError, match="label a few drawings"):
+        Session("v", session.queue, session.store, session.limits, session.load_mnist).teach()
+
+
+def test_drawings_the_session_will_not_read(session):
+    from PIL import Image
+    assert session.predict(None) is None
+    with pytest.raises(SessionError, match="5000x5000") as refused:
+        session.predict(png_data_url(Image.new("L", (5000, 5000))))
+    assert refused.value.kind == "info"
+    with pytest.raises(SessionError, match="looks blank"):
+        session.predict(png_data_url(np.zeros((280, 280), np.uint8)))
+    with pytest.raises(SessionError, match="not a PNG"):
+        session.predict("data:text/html,<script>")
+
+
+def test_missing_mnist_is_a_message(tmp_path, limits):
+    from mlp_demo.data import DataMissing
+
+    def missing():
+        raise DataMissing("MNIST not found; set MNIST_ROOT")
+    me = Session("v", RunQueue(limits), ModelStore(tmp_path, limits), limits, missing)
+    with pytest.raises(SessionError, match="MNIST_ROOT.*Drawing still works"):
+        me.train(TINY)
+    assert me.predict(png_data_url(drawn("1"))).digit == 1  # with the shipped model
+
+
+def test_why_this_prediction_from_four_threads_leaves_the_shared_model_untouched(session):
+    """The explanation takes gradients of the input only: the model every visitor shares gets
+    no .grad and stays in eval mode, however many strokes come at once."""
+    from mlp_demo.data import normalize
+    from mlp_demo.insight import contributions, hidden_activations
+    from mlp_demo.session import blank_input
+
+    shipped = session.store.model(session.store.listing().models[0])
+    prediction = session.predict(png_data_url(drawn("7")))
+    assert prediction.model is shipped
+    x = normalize(torch.from_numpy(prediction.field)[None])[0]
+    errors = []
+
+    def explain():
+        try:
+            for _ in range(25):
+                contributions(shipped, x, blank_input(), prediction.digit)
+                hidden_activations(shipped, x)
+                session.predict(png_data_url(drawn("7")))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=explain) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(p.grad is None for p in shipped.parameters())
+    assert not shipped.training and not any(m.training for m in shipped.modules())
