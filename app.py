@@ -18,6 +18,12 @@ from mlp_demo.ui.pad import drawing_pad  # streamlit and the canvas only: no tor
 
 st.set_page_config(page_title="Train an MLP on MNIST", page_icon="✏️", layout="wide")
 
+if st.query_params.get("view") == "board":  # a class's board, for the projector: nothing else
+    from mlp_demo.ui.board import board_page
+
+    board_page()
+    st.stop()
+
 # The first paint: the sidebar's title, the page's title and the pad go out before torch is
 # imported (2.4 s on a cold server), so the first visitor can draw at once. The sidebar is
 # in it so that the layout is final: drawn later, it would push the pad aside mid-stroke.
@@ -65,6 +71,7 @@ st.fragment(run_every=refresh_seconds())(drawing_and_prediction)()
 
 from mlp_demo.train import device_choices  # the heavy imports (already loaded by the pad's fragment)
 from mlp_demo.ui import server
+from mlp_demo.ui.classroom import class_section
 from mlp_demo.ui.compare import compare_section
 from mlp_demo.ui.inside import inside_section
 from mlp_demo.ui.models import models_section
@@ -82,6 +89,8 @@ from mlp_demo.ui.training import training_section
 
 def main() -> None:
     limits, me, devices = server.limits(), server.session(), device_choices()
+    server.stop_on_a_foreign_database()
+    server.read_teacher_key(me)  # before the address bar is rewritten from the settings
     server.heartbeat()
     st.fragment(run_every=server.heartbeat_seconds())(server.heartbeat)()  # while the tab stays open
     restore_from_link(me, limits, devices)  # a shared link's settings, before the widgets
@@ -90,6 +99,8 @@ def main() -> None:
     keep_link_current()
     config_error = config_problems(limits)
 
+    st.divider()
+    class_section(me)
     st.divider()
     training_section(me, config_from_state(), config_error)
     st.divider()

@@ -1,4 +1,5 @@
-"""The command line: python -m mlp_demo train | evaluate | predict | teach  (--help on each)."""
+"""The command line: python -m mlp_demo train | evaluate | predict | teach | class | board
+(--help on each)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from . import checkpoints
 from .config import PRESETS, TrainConfig, field_meta
+from .db import DatabaseError
 
 
 class UserError(Exception):
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.command(args)
-    except (UserError, ValueError, FileNotFoundError) as e:  # CheckpointError, ConfigError, DataMissing
+    except (UserError, ValueError, FileNotFoundError, DatabaseError) as e:  # CheckpointError,
+        # ConfigError, DataMissing, ClassError, SchemaMismatch
         print(f"mlp_demo: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -59,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="checkpoint file (default: the shipped model)")
     predict.add_argument("--json", action="store_true", help="one JSON object per image and line")
     predict.set_defaults(command=cmd_predict)
+
+    klass = sub.add_parser("class", help="start a class (its board is kept in MLP_DEMO_DATABASE_URL)")
+    klass.add_argument("action", choices=["new"], help="new: a join code and a teacher link")
+    klass.add_argument("--json", action="store_true",
+                       help='print {"code", "join_path", "teacher_path"} (paths: add to the app\'s URL)')
+    klass.set_defaults(command=cmd_class)
+
+    board = sub.add_parser("board", help="print a class's board, hidden entries included")
+    board.add_argument("code", help="the class's join code")
+    board.add_argument("--json", action="store_true", help="one JSON object per run and line")
+    board.set_defaults(command=cmd_board)
 
     from .teach import TeachConfig
     defaults = TeachConfig()
@@ -184,6 +198,43 @@ def cmd_teach(args) -> int:
               f"{result['examples_accuracy_before']:.1%} -> {result['examples_accuracy_after']:.1%}, "
               f"MNIST test {result['test_accuracy_before']:.2%} -> {result['test_accuracy_after']:.2%}; "
               f"saved {args.out}")
+    return 0
+
+
+def open_classes():
+    """The app's classes: the same database (MLP_DEMO_DATABASE_URL, else the SQLite file
+    beside the models folder) and the same limits."""
+    from . import db
+    from .classes import Classes
+    from .limits import Limits
+
+    return Classes(db.connect(), Limits.from_env())
+
+
+def cmd_class(args) -> int:
+    new = open_classes().create()
+    if args.json:
+        print(json.dumps(new.to_dict()))
+    else:
+        print(f"class {new.code}\njoin:    {new.join_path}\nteacher: {new.teacher_path}  (keep it to "
+              "yourself)\nAdd each to the app's address, e.g. http://localhost:8501/" + new.join_path)
+    return 0
+
+
+def cmd_board(args) -> int:
+    from .classes import leaderboard
+
+    board = open_classes().board(args.code, include_hidden=True)
+    if args.json:
+        for entry in board.entries:
+            print(json.dumps(entry.to_json()))
+        return 0
+    print(f"class {board.code}: {board.students} students, {len(board.entries)} runs"
+          + (" (locked)" if board.locked else ""))
+    for rank, e in enumerate(leaderboard(board), start=1):
+        test = "n/a" if e.test_acc is None else f"{e.test_acc:.2%}"
+        print(f"{rank:>3}. {e.name!r:<28} {test:>7}  {e.kind:<8} {e.status:<8} {e.seconds:7.1f}s"
+              + ("  hidden" if e.hidden else ""))
     return 0
 
 

@@ -35,6 +35,13 @@ class Limits:
     session_max_files: int = 10  # per visitor (browser session)
     session_max_mb: int = 100
     max_runs: int = 8  # runs a tab keeps for Compare runs; each holds at most max_params weights
+    # Class boards (classes.py), kept in the database.
+    max_classes: int = 50  # classes alive at once on this server
+    class_max_students: int = 300
+    class_max_runs: int = 3000
+    student_max_runs: int = 50
+    class_lifetime_s: int = 12 * 3600  # then the class closes and its data is deleted
+    classes_max_mb: int = 200  # every board's entries together
 
     @classmethod
     def from_env(cls, env=None) -> Limits:

@@ -38,6 +38,8 @@ def options(name: str, limits: Limits) -> list:
 
 
 MAX_QUERY_CHARS = 2000  # a link with every setting is about 300 characters
+# In the query string but not settings: the class to join, the board view, a teacher's key.
+NOT_SETTINGS = ("class", "view", "teacher")
 SELECT_SLIDERS = ("lr", "weight_decay", "batch_size")
 
 
@@ -56,6 +58,7 @@ def nearest(value, choices):
 
 def parse_query(query: dict[str, str], limits: Limits) -> tuple[dict, str | None, list[str]]:
     """(settings to apply, preset or None, what was ignored and why) from untrusted text."""
+    query = {k: v for k, v in query.items() if k not in NOT_SETTINGS}
     if sum(len(k) + len(v) for k, v in query.items()) > MAX_QUERY_CHARS:
         return {}, None, ["the link is too long"]
     applied, ignored = {}, []

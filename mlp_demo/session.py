@@ -8,6 +8,7 @@ server's shared objects (the run queue, the model store, the limits, MNIST) are 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, CheckpointInfo
+from .classes import DATABASE_DOWN, NO_SUCH_CLASS, ClassError, Classes, NewClass, normalise_code
 from .config import TrainConfig
 from .data import DataMissing, MnistSplits, normalize, split_mnist
 from .drawing import DrawingRefused, predict_steps, read_drawing
@@ -29,6 +31,7 @@ from .teach import MAX_EXAMPLES, TeachConfig
 LIVE = "Live: the model you train here"  # the latest run, as it trains and after
 SHIPPED = "Shipped model"
 MNIST_MISSING = "Drawing still works, with the shipped model."
+JOIN_TRIES, JOIN_WINDOW_S = 5, 60  # wrong codes a tab may try in a minute
 
 
 class SessionError(ValueError):
@@ -76,10 +79,24 @@ class LinkState:
     settings: dict = field(default_factory=dict)  # the sidebar's values, to restore dropped widgets
 
 
+@dataclass
+class Membership:
+    """This tab's place in a class: the runs it finishes after joining go on the board."""
+    code: str
+    name: str
+    after_run: int  # runs numbered above this go on the board
+    posted: dict[int, int] = field(default_factory=dict)  # run number -> board entry id
+    refused: set[int] = field(default_factory=set)  # runs the board would not take (said once)
+
+
 class Session:
     def __init__(self, visitor: str, queue: RunQueue, store: ModelStore, limits: Limits,
-                 load_mnist: Callable[[], tuple]):
+                 load_mnist: Callable[[], tuple], classes: Classes | None = None):
         self.visitor, self.queue, self.store, self.limits = visitor, queue, store, limits
+        self.classes = classes  # None when the database could not be opened
+        self.membership: Membership | None = None
+        self.teacher_keys: dict[str, str] = {}  # class code -> its teacher key, for this tab
+        self._join_failures: list[float] = []
         self.load_mnist = load_mnist  # -> (train_x, train_y, test_x, test_y), shared read-only
         self.history = RunHistory(limits.max_runs)
         self.examples: list[Example] = []
@@ -385,6 +402,114 @@ class Session:
 
     def clear_pad(self) -> None:
         self.pad_version += 1
+
+    # -- the class
+    def _classes(self) -> Classes:
+        if self.classes is None:
+            raise SessionError(DATABASE_DOWN)
+        return self.classes
+
+    def start_class(self) -> NewClass:
+        """A new class; this tab holds its teacher key."""
+        try:
+            new = self._classes().create()
+        except ClassError as e:
+            raise SessionError(str(e)) from None
+        self.teacher_keys[new.code] = new.teacher_key
+        return new
+
+    def join(self, code: str, name: str) -> str:
+        """Join a class: the runs this tab finishes from now on go on its board."""
+        now = time.monotonic()
+        self._join_failures = [t for t in self._join_failures if now - t < JOIN_WINDOW_S]
+        if len(self._join_failures) >= JOIN_TRIES:
+            raise SessionError("Too many tries: wait a minute, then check the code.")
+        try:
+            given = self._classes().join(code, self.visitor, name)
+        except ClassError as e:
+            if str(e) == NO_SUCH_CLASS:
+                self._join_failures.append(now)
+            raise SessionError(str(e)) from None
+        self.membership = Membership(normalise_code(code), given, self.history.counter)
+        return (f"You are on the board of class {self.membership.code} as {given}: every run you "
+                "finish in this tab from now on goes on it.")
+
+    def leave(self) -> None:
+        self.membership = None
+
+    def remember_teacher(self, code, key) -> bool:
+        """A teacher link's key, kept in this tab if it is the class's."""
+        if self.classes is None or not self.classes.is_teacher(code, key):
+            return False
+        self.teacher_keys[normalise_code(code)] = key
+        return True
+
+    def teacher_key(self, code) -> str | None:
+        return self.teacher_keys.get(normalise_code(code) or "")
+
+    def post_finished_runs(self) -> list[str]:
+        """Put this tab's newly ended runs on its class's board (finished or stopped ones;
+        failed, diverged and cancelled runs are not posted). Returns what to tell the visitor.
+        A database that does not answer is tried again at the next call."""
+        member = self.membership
+        if member is None or self.classes is None:
+            return []
+        said = []
+        for run in self.history.runs:
+            if (run.number <= member.after_run or run.number in member.posted
+                    or run.number in member.refused or run.job.active):
+                continue
+            entry = board_entry(run)
+            if entry is None:
+                member.refused.add(run.number)
+                continue
+            try:
+                member.posted[run.number] = self.classes.post(member.code, self.visitor, **entry)
+            except ClassError as e:
+                if str(e) == DATABASE_DOWN:
+                    return said + [str(e)]
+                member.refused.add(run.number)
+                said.append(f"{run.name} is not on the board: {e}")
+            else:
+                said.append(f"{run.name} is on the class board.")
+        return said
+
+    def withdraw(self, run_number: int) -> None:
+        member = self.membership
+        if member is None or run_number not in member.posted:
+            raise SessionError("that run is not on the board")
+        try:
+            self._classes().withdraw(member.code, self.visitor, member.posted[run_number])
+        except ClassError as e:
+            raise SessionError(str(e)) from None
+        del member.posted[run_number]
+        member.refused.add(run_number)  # not posted again
+
+
+def board_entry(run: Run) -> dict | None:
+    """What a class board keeps of an ended run, or None for a run it does not take (failed,
+    diverged, cancelled): its settings (a teaching run's: the architecture it taught and its
+    teaching settings), final accuracies, seconds, and its curves (at most 100 points each, on
+    the run's own x-axis: epochs for training, steps for teaching)."""
+    h = run.job.snapshot()
+    if h["status"] not in ("finished", "stopped"):
+        return None
+    if h["kind"] == "teaching":
+        config = run.job.model_config
+        settings = {"hidden": list(config.hidden), "activation": config.activation,
+                    "teach": h["settings"]}
+        per_x = 1.0
+    else:
+        settings = h["settings"]
+        per_x = max(h["progress"]["total_steps"] / max(settings["epochs"], 1), 1)
+    at = "epoch" if h["x_axis"] == "epoch" else "step"
+    last = summary(run)
+    return {"kind": h["kind"], "settings": settings, "val_acc": last["val_acc"],
+            "test_acc": last["test_acc"], "seconds": last["seconds"], "status": h["status"],
+            "curves": {
+                "val_acc": [[e[at], e["val_acc"]] for e in h["epochs"] if e.get("val_acc") is not None],
+                "test_acc": [[e[at], e["test_acc"]] for e in h["epochs"] if e.get("test_acc") is not None],
+                "loss": [[round(s / per_x, 4), v] for s, v in zip(h["loss_steps"], h["loss"])]}}
 
 
 def blank_input() -> torch.Tensor:

@@ -346,3 +346,45 @@ def test_session_state_holds_the_session_and_widget_keys_only(app, monkeypatch):
     widgets = widget_keys(app) | {f"canvas_{app.session_state['session'].pad_version}"}
     assert keys <= widgets, keys - widgets
     assert type(app.session_state["session"]).__name__ == "Session"
+
+
+def test_start_a_class_join_it_finish_a_run_and_see_it_on_the_board(app):
+    button(app, "Start a class").click().run()
+    assert not app.exception and not app.error
+    teacher = app.session_state["session"]
+    (code, key), = teacher.teacher_keys.items()
+    assert any(code in c.value and "view=board&teacher=" in c.value for c in app.code)
+    student = AppTest.from_file(APP, default_timeout=60)
+    student.query_params["class"] = code
+    student.run()
+    assert student.text_input(key="class_code").value == code  # from the join link
+    student.text_input(key="class_name").input("<b>Ana</b> **x**")
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert any("You are on the board" in s.value for s in student.success), student.error
+    assert student.query_params["class"] == code  # the settings link keeps it in the address bar
+    set_tiny_run(student)
+    button(student, "Train").click().run()
+    wait_until_done(student)
+    assert any("Run 1 is on the class board" in i.value for i in student.info)
+
+    board = AppTest.from_file(APP, default_timeout=60)
+    board.query_params.update({"class": code, "view": "board"})
+    board.run()
+    assert not board.exception and not board.error
+    assert board.title[0].value == "Class board"
+    metrics = {m.label: m.value for m in board.metric}
+    assert metrics["Students joined"] == "1" and metrics["Runs in"] == "1"
+    leaders = board.dataframe[0].value
+    assert list(leaders["name"]) == ["<b>Ana</b> **x**"]  # as text, in a table cell
+    assert not any("Teacher" == h.value for h in board.subheader)  # no key, no controls
+
+    teacher_board = AppTest.from_file(APP, default_timeout=60)
+    teacher_board.query_params.update({"class": code, "view": "board", "teacher": key})
+    teacher_board.run()
+    assert any("Teacher" == h.value for h in teacher_board.subheader)
+    assert "teacher" not in teacher_board.query_params  # read once, out of the address bar
+    teacher_board.multiselect(key="board_hide").set_value([1])
+    next(b for b in teacher_board.button if b.label == "Hide").click().run()
+    assert {m.label: m.value for m in teacher_board.metric}["Runs in"] == "0"
+    board.run()
+    assert {m.label: m.value for m in board.metric}["Runs in"] == "0"  # hidden from every view

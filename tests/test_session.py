@@ -233,3 +233,68 @@ def test_why_this_prediction_from_four_threads_leaves_the_shared_model_untouched
     assert errors == []
     assert all(p.grad is None for p in shipped.parameters())
     assert not shipped.training and not any(m.training for m in shipped.modules())
+
+
+@pytest.fixture
+def classroom(tmp_path, limits):
+    from mlp_demo import db
+    from mlp_demo.classes import Classes
+    engine = db.connect(f"sqlite:///{tmp_path / 'classes.sqlite3'}")
+    yield Classes(engine, limits)
+    engine.dispose()
+
+
+def test_a_student_joins_and_their_ended_runs_go_on_the_board(session, classroom):
+    session.classes = classroom
+    session.train(TINY)  # before joining: stays off the board
+    wait_until_ended(session)
+    teacher = Session("teacher", session.queue, session.store, session.limits, session.load_mnist,
+                      classroom)
+    new = teacher.start_class()
+    assert teacher.teacher_key(new.code.lower()) == new.teacher_key
+    assert "as Ana" in session.join(new.code, "Ana")
+    assert session.post_finished_runs() == []
+    session.train(TINY.replace(lr=0.01))
+    wait_until_ended(session)
+    session.train(ENDLESS)
+    wait_for_step(session)
+    session.stop()
+    assert session.post_finished_runs() == ["Run 2 is on the class board.", "Run 3 is on the class board."]
+    assert session.post_finished_runs() == []  # each once
+    board = classroom.board(new.code)
+    assert [(e.status, e.settings["lr"]) for e in board.entries] == [("finished", 0.01), ("stopped", 0.003)]
+    session.withdraw(2)
+    assert [e.status for e in classroom.board(new.code).entries] == ["stopped"]
+    assert session.post_finished_runs() == []  # a withdrawn run is not posted again
+
+
+def test_a_failed_run_is_not_posted_and_a_locked_class_says_why(session, classroom, tiny_raw):
+    session.classes = classroom
+    new = session.start_class()
+    session.join(new.code, "Ana")
+    train_x, train_y, test_x, test_y = tiny_raw
+    session.load_mnist = lambda: (train_x[:50], train_y[:50], test_x, test_y)  # < val_size
+    session.train(TINY)
+    wait_until_ended(session)
+    assert session.job.status == "failed"
+    assert session.post_finished_runs() == []
+    session.load_mnist = lambda: tiny_raw
+    classroom.set_locked(new.code, new.teacher_key, True)
+    session.train(TINY)
+    wait_until_ended(session)
+    said = session.post_finished_runs()
+    assert said == ["Run 2 is not on the board: the teacher has locked the class: it takes no new runs"]
+    assert classroom.board(new.code).entries == []
+
+
+def test_wrong_codes_are_rate_limited_per_session(session, classroom):
+    session.classes = classroom
+    real = classroom.create()
+    for guess in ("AAAAAAAAA", "BBBBBBBBB", "x", "CCCCCCCCC", "DDDDDDDDD"):
+        with pytest.raises(SessionError, match="No such class"):
+            session.join(guess, "Eve")
+    with pytest.raises(SessionError, match="Too many tries"):
+        session.join(real.code, "Eve")  # even the right code, until a minute has passed
+    other = Session("other", session.queue, session.store, session.limits, session.load_mnist,
+                    classroom)
+    assert "as Eve" in other.join(real.code, "Eve")  # another session is not slowed

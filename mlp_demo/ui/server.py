@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 import uuid
 
 import streamlit as st
 
-from mlp_demo import checkpoints
+from mlp_demo import checkpoints, db
+from mlp_demo.classes import Classes
 from mlp_demo.data import load_mnist, mnist_root
 from mlp_demo.limits import Limits, RunQueue, configure_threads
 from mlp_demo.session import Session
@@ -49,12 +52,61 @@ def mnist(root: str):
     return load_mnist(root)
 
 
+class Database:
+    """The class boards' database: opened on first use, and after a failure tried again at
+    most every RETRY_S (a database that is down must not slow every page by its timeout)."""
+    RETRY_S = 30
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.classes: Classes | None = None
+        self.problem: db.DatabaseError | None = None
+        self.tried = -float("inf")
+
+    def get(self) -> Classes | None:
+        with self.lock:
+            if self.classes is None and time.monotonic() - self.tried > self.RETRY_S:
+                self.tried = time.monotonic()
+                try:
+                    self.classes, self.problem = Classes(db.connect(), limits()), None
+                except db.DatabaseError as e:
+                    log.warning("class boards unavailable: %s", e)
+                    self.problem = e
+            return self.classes
+
+
+@st.cache_resource(show_spinner=False)
+def database() -> Database:
+    return Database()
+
+
 def session() -> Session:
     """This browser session's Session, made on its first run."""
     if "session" not in st.session_state:
         st.session_state.session = Session(uuid.uuid4().hex, run_queue(), model_store(), limits(),
-                                           lambda: mnist(mnist_root()))
-    return st.session_state.session
+                                           lambda: mnist(mnist_root()), database().get())
+    me = st.session_state.session
+    if me.classes is None:  # the database was down when the tab opened
+        me.classes = database().get()
+    return me
+
+
+def stop_on_a_foreign_database() -> None:
+    """A database made by another version of mlp_demo stops the page with both versions named
+    (the CLI stops the same way): writing into it could lose a class's data."""
+    problem = database().problem
+    if isinstance(problem, db.SchemaMismatch):
+        st.error(f"This server cannot start: {problem}.")
+        st.stop()
+
+
+def read_teacher_key(me: Session) -> None:
+    """A teacher link's key goes into the session once and out of the address bar, so it is
+    never in a link the page shows or the browser's history keeps."""
+    key = st.query_params.get("teacher")
+    if key is not None:
+        me.remember_teacher(st.query_params.get("class"), key[:100])
+        del st.query_params["teacher"]
 
 
 def heartbeat_seconds() -> float:
@@ -63,8 +115,13 @@ def heartbeat_seconds() -> float:
 
 
 def heartbeat() -> None:
-    """Tell the queue this tab is still open; run from every rerun and a timed fragment."""
-    run_queue().touch(session().visitor)
+    """Tell the queue this tab is still open, and put its newly ended runs on its class's
+    board; run from every rerun and from timed fragments."""
+    me = session()
+    run_queue().touch(me.visitor)
+    said = me.post_finished_runs()
+    if said:
+        me.say("class", "info", " ".join(said))
 
 
 def user_action(where: str, prefix: str = ""):

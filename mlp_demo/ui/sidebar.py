@@ -147,5 +147,9 @@ def keep_link_current() -> None:
     except (KeyError, TypeError):
         return
     wanted = to_query(config, st.session_state.get("preset", "default"))
+    for key in ("class", "view"):  # not settings, but they stay in the address bar
+        value = st.query_params.get(key)
+        if value is not None and len(value) <= 40:
+            wanted[key] = value
     if {k: st.query_params.get(k) for k in st.query_params.keys()} != wanted:
         st.query_params.from_dict(wanted)

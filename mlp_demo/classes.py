@@ -1,0 +1,449 @@
+"""Classes: a room's runs as one experiment. A teacher starts a class (a join code and a secret
+teacher key), students join it under a display name, their finished runs go on the class's
+board, and the teacher hides entries, locks, clears, closes and exports it.
+
+Plain data in and out, kept in the database (db.py); the limits come from Limits. Everything a
+visitor sends (a code, a name, a key) is checked here before the database sees it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from . import db
+from .config import PRESETS
+from .limits import Limits
+
+# 30 symbols without look-alikes (no 0/O, 1/I/L, U/V); 9 of them are 44 random bits.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+CODE_LENGTH = 9
+MAX_NAME = 24
+MAX_CURVE_POINTS = 100
+MAX_SETTINGS_CHARS = 4000  # a run's settings are ~400 characters of JSON
+NO_SUCH_CLASS = "No such class: check the code (it is on the projector)."
+DATABASE_DOWN = ("The class board's database is not answering; try again in a moment (your runs "
+                 "are kept in this tab).")
+
+
+class ClassError(ValueError):
+    """A class action that cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class NewClass:
+    code: str
+    teacher_key: str
+
+    @property
+    def join_path(self) -> str:
+        return f"?class={self.code}"
+
+    @property
+    def teacher_path(self) -> str:
+        return f"?class={self.code}&view=board&teacher={self.teacher_key}"
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "join_path": self.join_path, "teacher_path": self.teacher_path}
+
+
+@dataclass
+class Entry:
+    id: int
+    name: str  # the student's display name: plain text, never markup
+    kind: str
+    settings: dict
+    val_acc: float | None
+    test_acc: float | None
+    seconds: float
+    status: str
+    curves: dict
+    hidden: bool
+    mine: bool = False
+
+    def to_json(self) -> dict:
+        """The CLI's line for this entry."""
+        return {"name": self.name, "settings": self.settings, "val_accuracy": self.val_acc,
+                "test_accuracy": self.test_acc, "seconds": self.seconds, "status": self.status,
+                "hidden": self.hidden}
+
+
+@dataclass
+class Board:
+    code: str
+    students: int
+    locked: bool
+    defaults: dict  # the Default preset's values when the class was made
+    entries: list[Entry] = field(default_factory=list)
+
+
+def normalise_code(text) -> str | None:
+    """A code as typed (any case, spaces, dashes) -> its canonical form, or None if it cannot
+    be a code: nothing longer is ever sent to the database."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    code = "".join(text.split()).replace("-", "").upper()
+    if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
+        return None
+    return code
+
+
+def clean_name(text) -> str:
+    """A display name: whitespace collapsed, at most MAX_NAME printable characters."""
+    if not isinstance(text, str):
+        raise ClassError("your name must be text")
+    name = " ".join(text.split())
+    if not name:
+        raise ClassError("choose a name for the board")
+    if len(name) > MAX_NAME:
+        raise ClassError(f"a name on the board has at most {MAX_NAME} characters")
+    if not name.isprintable():
+        raise ClassError("a name on the board has printable characters only")
+    return name
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def downsample(points: list, limit: int = MAX_CURVE_POINTS) -> list:
+    """At most `limit` points, evenly spread, the first and last kept."""
+    if len(points) <= limit:
+        return list(points)
+    picks = sorted({round(i * (len(points) - 1) / (limit - 1)) for i in range(limit)})
+    return [points[i] for i in picks]
+
+
+class Classes:
+    """The classes of one database. Every method is one transaction, or one read."""
+
+    def __init__(self, engine: Engine, limits: Limits, clock=time.time):
+        self.engine, self.limits, self.clock = engine, limits, clock
+
+    # -- teacher
+    def create(self) -> NewClass:
+        now = self.clock()
+        with self._write() as conn:
+            self._purge_expired(conn, now)
+            alive = conn.execute(select(func.count()).select_from(db.classes)).scalar()
+            if alive >= self.limits.max_classes:
+                raise ClassError(f"this server already has {alive} classes, its most "
+                                 "(MLP_DEMO_MAX_CLASSES); try again when one has closed")
+            for _ in range(5):  # a clash of 44 random bits is unlikely; never a silent reuse
+                new = NewClass("".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)),
+                               secrets.token_urlsafe(24))
+                taken = conn.execute(select(db.classes.c.id).where(db.classes.c.code == new.code)).first()
+                if taken is None:
+                    break
+            conn.execute(db.classes.insert().values(
+                code=new.code, teacher_key_hash=_hash(new.teacher_key), created_at=now,
+                expires_at=now + self.limits.class_lifetime_s, locked=False,
+                defaults=json.dumps(PRESETS["default"].to_dict()), lesson="{}"))
+        return new
+
+    def is_teacher(self, code: str, key) -> bool:
+        code = normalise_code(code)
+        if code is None or not isinstance(key, str) or len(key) > 100:
+            return False
+        with self._read() as conn:
+            row = self._class(conn, code)
+        return row is not None and hmac.compare_digest(row.teacher_key_hash, _hash(key))
+
+    def hide(self, code: str, key: str, entry_id: int, hidden: bool = True) -> None:
+        with self._write() as conn:
+            row = self._teacher_class(conn, code, key)
+            conn.execute(update(db.entries).where(db.entries.c.id == entry_id,
+                                                  db.entries.c.class_id == row.id).values(hidden=hidden))
+
+    def set_locked(self, code: str, key: str, locked: bool) -> None:
+        with self._write() as conn:
+            row = self._teacher_class(conn, code, key)
+            conn.execute(update(db.classes).where(db.classes.c.id == row.id).values(locked=locked))
+
+    def clear(self, code: str, key: str) -> None:
+        """Every entry off the board; the students stay joined."""
+        with self._write() as conn:
+            row = self._teacher_class(conn, code, key)
+            conn.execute(delete(db.entries).where(db.entries.c.class_id == row.id))
+
+    def close(self, code: str, key: str) -> None:
+        """The class and everything in it are deleted; its code no longer answers."""
+        with self._write() as conn:
+            self._delete_class(conn, self._teacher_class(conn, code, key).id)
+
+    def to_csv(self, code: str, key: str) -> str:
+        if not self.is_teacher(code, key):
+            raise ClassError(NO_SUCH_CLASS)
+        board = self.board(code, include_hidden=True)
+        names = sorted({name for e in board.entries for name in e.settings})
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["entry", "name", "kind", "status", "val_accuracy", "test_accuracy",
+                         "seconds", "hidden_by_teacher", *names])
+        for e in board.entries:
+            writer.writerow([e.id, _csv_safe(e.name), e.kind, e.status, e.val_acc, e.test_acc,
+                             round(e.seconds, 2), e.hidden,
+                             *(json.dumps(e.settings[n]) if n in e.settings else "" for n in names)])
+        return out.getvalue()
+
+    # -- students
+    def join(self, code: str, visitor: str, name) -> str:
+        """Join a class under a name (made unique with a suffix); returns the name given. The
+        same visitor joining again keeps their place and their first name."""
+        name = clean_name(name)
+        canonical = normalise_code(code)
+        if canonical is None:
+            raise ClassError(NO_SUCH_CLASS)
+        for attempt in range(20):
+            try:
+                with self._write() as conn:
+                    row = self._class(conn, canonical, for_update=True)
+                    if row is None:
+                        raise ClassError(NO_SUCH_CLASS)
+                    me = conn.execute(select(db.students.c.name).where(
+                        db.students.c.class_id == row.id, db.students.c.visitor == visitor)).first()
+                    if me is not None:
+                        return me.name
+                    joined = conn.execute(select(func.count()).select_from(db.students).where(
+                        db.students.c.class_id == row.id)).scalar()
+                    if joined >= self.limits.class_max_students:
+                        raise ClassError(f"this class is full ({joined} students, "
+                                         "MLP_DEMO_CLASS_MAX_STUDENTS)")
+                    taken = set(conn.execute(select(db.students.c.name).where(
+                        db.students.c.class_id == row.id)).scalars())
+                    given = _unique(name, taken)
+                    conn.execute(db.students.insert().values(
+                        class_id=row.id, visitor=visitor, name=given, joined_at=self.clock()))
+                return given
+            except IntegrityError:  # another student took the name meanwhile: pick again
+                if attempt == 19:
+                    raise ClassError("too many students are joining at once; try again") from None
+        raise AssertionError("unreachable")
+
+    def post(self, code: str, visitor: str, kind: str, settings: dict, val_acc, test_acc,
+             seconds: float, status: str, curves: dict) -> int:
+        """A finished (or stopped) run of a student onto the board; returns its entry id."""
+        if status not in ("finished", "stopped") or kind not in ("training", "teaching"):
+            raise ClassError("only finished or stopped runs go on the board")
+        settings_json = json.dumps(settings, sort_keys=True)
+        if len(settings_json) > MAX_SETTINGS_CHARS:
+            raise ClassError("this run's settings are too long for the board")
+        curves_json = json.dumps({k: downsample(v) for k, v in curves.items()})
+        size = len(settings_json) + len(curves_json) + 100
+        with self._write() as conn:
+            row = self._class(conn, normalise_code(code), for_update=True)
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            if row.locked:
+                raise ClassError("the teacher has locked the class: it takes no new runs")
+            student = conn.execute(select(db.students.c.id).where(
+                db.students.c.class_id == row.id, db.students.c.visitor == visitor)).first()
+            if student is None:
+                raise ClassError("join the class first")
+            in_class = conn.execute(select(func.count()).select_from(db.entries).where(
+                db.entries.c.class_id == row.id)).scalar()
+            if in_class >= self.limits.class_max_runs:
+                raise ClassError(f"the board holds {in_class} runs, its most "
+                                 "(MLP_DEMO_CLASS_MAX_RUNS)")
+            mine = conn.execute(select(func.count()).select_from(db.entries).where(
+                db.entries.c.student_id == student.id)).scalar()
+            if mine >= self.limits.student_max_runs:
+                raise ClassError(f"you have {mine} runs on the board, the most per student "
+                                 "(MLP_DEMO_STUDENT_MAX_RUNS): withdraw one first")
+            stored = conn.execute(select(func.coalesce(func.sum(db.entries.c.size), 0))).scalar()
+            if stored + size > self.limits.classes_max_mb * 2**20:
+                raise ClassError("the server's class boards are full (MLP_DEMO_CLASSES_MAX_MB)")
+            return conn.execute(db.entries.insert().values(
+                class_id=row.id, student_id=student.id, kind=kind, settings=settings_json,
+                val_acc=_number(val_acc), test_acc=_number(test_acc), seconds=float(seconds),
+                status=status, curves=curves_json, hidden=False, created_at=self.clock(),
+                size=size)).inserted_primary_key[0]
+
+    def withdraw(self, code: str, visitor: str, entry_id: int) -> None:
+        """A student takes one of their own entries off the board."""
+        with self._write() as conn:
+            row = self._class(conn, normalise_code(code))
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            mine = select(db.students.c.id).where(db.students.c.class_id == row.id,
+                                                  db.students.c.visitor == visitor)
+            gone = conn.execute(delete(db.entries).where(
+                db.entries.c.id == entry_id, db.entries.c.class_id == row.id,
+                db.entries.c.student_id.in_(mine))).rowcount
+        if not gone:
+            raise ClassError("that run is not yours, or is no longer on the board")
+
+    # -- the board
+    def exists(self, code) -> bool:
+        canonical = normalise_code(code)
+        if canonical is None:
+            return False
+        with self._read() as conn:
+            return self._class(conn, canonical) is not None
+
+    def board(self, code: str, include_hidden: bool = False, visitor: str | None = None) -> Board:
+        canonical = normalise_code(code)
+        if canonical is None:
+            raise ClassError(NO_SUCH_CLASS)
+        with self._read() as conn:
+            row = self._class(conn, canonical)
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            students = conn.execute(select(func.count()).select_from(db.students).where(
+                db.students.c.class_id == row.id)).scalar()
+            query = (select(db.entries, db.students.c.name, db.students.c.visitor)
+                     .join(db.students, db.students.c.id == db.entries.c.student_id)
+                     .where(db.entries.c.class_id == row.id).order_by(db.entries.c.id))
+            if not include_hidden:
+                query = query.where(db.entries.c.hidden.is_(False))
+            rows = conn.execute(query).all()
+        return Board(canonical, students, bool(row.locked), json.loads(row.defaults), [
+            Entry(r.id, r.name, r.kind, json.loads(r.settings), r.val_acc, r.test_acc, r.seconds,
+                  r.status, json.loads(r.curves), bool(r.hidden),
+                  mine=visitor is not None and r.visitor == visitor)
+            for r in rows])
+
+    # -- internals
+    def _write(self):
+        return _Transaction(self.engine)
+
+    def _read(self):
+        return _Read(self.engine)
+
+    def _class(self, conn, code: str | None, for_update: bool = False):
+        """The class with this code, if it is open (not closed, not expired)."""
+        if code is None:
+            return None
+        query = select(db.classes).where(db.classes.c.code == code,
+                                         db.classes.c.expires_at > self.clock())
+        if for_update:  # PostgreSQL: the class's writes take turns (SQLite's always do)
+            query = query.with_for_update()
+        return conn.execute(query).first()
+
+    def _teacher_class(self, conn, code: str, key):
+        row = self._class(conn, normalise_code(code), for_update=True)
+        if row is None or not isinstance(key, str) or not hmac.compare_digest(
+                row.teacher_key_hash, _hash(key)):
+            raise ClassError(NO_SUCH_CLASS)
+        return row
+
+    def _purge_expired(self, conn, now: float) -> None:
+        for (class_id,) in conn.execute(select(db.classes.c.id).where(db.classes.c.expires_at <= now)):
+            self._delete_class(conn, class_id)
+
+    @staticmethod
+    def _delete_class(conn, class_id: int) -> None:
+        for table in (db.entries, db.handwriting, db.students):
+            conn.execute(delete(table).where(table.c.class_id == class_id))
+        conn.execute(delete(db.classes).where(db.classes.c.id == class_id))
+
+
+class _Transaction:
+    """`with engine.begin()` (one transaction), with a database that went away turned into a
+    ClassError. An IntegrityError passes through: callers retry on it."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _open(self):
+        return self.engine.begin()
+
+    def __enter__(self):
+        try:
+            self.context = self._open()  # connects: a database that went away fails here
+            return self.context.__enter__()
+        except SQLAlchemyError:
+            raise ClassError(DATABASE_DOWN) from None
+
+    def __exit__(self, kind, value, traceback):
+        try:
+            self.context.__exit__(kind, value, traceback)  # commits, or rolls back on an error
+        except IntegrityError:
+            raise
+        except SQLAlchemyError:
+            raise ClassError(DATABASE_DOWN) from None
+        if isinstance(value, SQLAlchemyError) and not isinstance(value, IntegrityError):
+            raise ClassError(DATABASE_DOWN) from None
+        return False
+
+
+class _Read(_Transaction):
+    def _open(self):
+        return db.reading(self.engine)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    for n in range(2, 10_000):
+        suffix = f" ({n})"
+        candidate = name[:MAX_NAME - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+    raise ClassError("choose another name")
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _csv_safe(text: str) -> str:
+    """A spreadsheet runs a cell that starts with = + - @ as a formula: not a name's."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+# -- what the board shows, as plain data (the page and the CLI draw it)
+SCATTER_SETTINGS = ("lr", "width", "depth", "batch_size", "optimizer", "epochs", "weight_decay",
+                    "dropout", "activation", "scheduler", "augment", "momentum",
+                    "label_smoothing", "seconds")
+LOG_SETTINGS = {"lr", "width", "batch_size", "weight_decay", "seconds"}
+
+
+def setting_value(entry: Entry, name: str):
+    """A setting of an entry for the scatter: width and depth come from the hidden layers."""
+    hidden = entry.settings.get("hidden") or []
+    if name == "width":
+        return hidden[0] if hidden else 0
+    if name == "depth":
+        return len(hidden)
+    if name == "seconds":
+        return entry.seconds
+    return entry.settings.get(name)
+
+
+def changed_from(defaults: dict, entry: Entry) -> tuple[str, ...]:
+    """The settings a training entry changed from the Default preset (as the class saw it)."""
+    if entry.kind != "training":
+        return ("teaching",)
+    ignore = {"seed", "device"}
+    return tuple(sorted(k for k, v in entry.settings.items()
+                        if k not in ignore and k in defaults and _same(defaults[k]) != _same(v)))
+
+
+def _same(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def groups(board: Board) -> dict[tuple[str, ...], list[Entry]]:
+    """Entries grouped by what they changed from Default, the most common change first."""
+    found: dict[tuple[str, ...], list[Entry]] = {}
+    for entry in board.entries:
+        found.setdefault(changed_from(board.defaults, entry), []).append(entry)
+    return dict(sorted(found.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+
+
+def leaderboard(board: Board, include_teaching: bool = True) -> list[Entry]:
+    """Best test accuracy first; runs without one last."""
+    shown = [e for e in board.entries if include_teaching or e.kind == "training"]
+    return sorted(shown, key=lambda e: (e.test_acc is None, -(e.test_acc or 0), e.id))

@@ -1,0 +1,210 @@
+"""The database: SQLAlchemy engine and schema, with a version.
+
+SQLite by default (a file beside the models folder, nothing to set up); PostgreSQL, or any
+database SQLAlchemy speaks, through MLP_DEMO_DATABASE_URL, which several server processes can
+share. Nothing here is SQLite-only. Every query takes parameters (SQLAlchemy Core
+expressions); every write is one transaction (`with engine.begin()`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+
+SCHEMA_VERSION = 1
+SQLITE_BUSY_TIMEOUT_S = 30  # a write waits this long for another process's write to end
+
+metadata = MetaData()
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+classes = Table(
+    "classes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(16), nullable=False, unique=True),
+    Column("teacher_key_hash", String(64), nullable=False),  # sha256 of the key, never the key
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("locked", Boolean, nullable=False, default=False),
+    Column("defaults", Text, nullable=False),  # the Default preset's values when it was made (JSON)
+    Column("lesson", Text, nullable=False, default="{}"),  # locked and hidden settings (JSON)
+)
+
+students = Table(
+    "students", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("class_id", Integer, ForeignKey("classes.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("visitor", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("joined_at", Float, nullable=False),
+    UniqueConstraint("class_id", "name"),
+    UniqueConstraint("class_id", "visitor"),
+)
+
+entries = Table(  # one finished run on a class's board
+    "entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("class_id", Integer, ForeignKey("classes.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("student_id", Integer, ForeignKey("students.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("kind", String(16), nullable=False),  # training | teaching
+    Column("settings", Text, nullable=False),  # JSON
+    Column("val_acc", Float),
+    Column("test_acc", Float),
+    Column("seconds", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # finished | stopped
+    Column("curves", Text, nullable=False),  # JSON, at most 100 points each
+    Column("hidden", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("size", Integer, nullable=False),  # bytes stored, for the server's limit
+)
+
+handwriting = Table(  # the class's own digits (a later issue fills it)
+    "handwriting", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("class_id", Integer, ForeignKey("classes.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("student_id", Integer, ForeignKey("students.id", ondelete="CASCADE"), nullable=False),
+    Column("image", LargeBinary, nullable=False),  # 784 bytes, a 28x28 uint8 image
+    Column("label", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used; the message says why and what to do."""
+
+
+class SchemaMismatch(DatabaseError):
+    """The database was made by another version of mlp_demo."""
+
+
+def database_url() -> str:
+    """MLP_DEMO_DATABASE_URL, else an SQLite file beside the models folder
+    (MLP_DEMO_CHECKPOINTS=/srv/models gives /srv/models.sqlite3)."""
+    url = os.environ.get("MLP_DEMO_DATABASE_URL", "").strip()
+    if url:
+        return url
+    from .checkpoints import saved_dir
+
+    folder = Path(saved_dir()).resolve()
+    return f"sqlite:///{folder.parent / (folder.name + '.sqlite3')}"
+
+
+def connect(url: str | None = None) -> Engine:
+    """An engine on the database, its schema created if missing and its version checked."""
+    url = url or database_url()
+    try:
+        engine = _engine(url)
+        _create_schema(engine)
+        found = _schema_version(engine)
+    except SQLAlchemyError as e:
+        raise DatabaseError(f"the database {shown(url)} cannot be used: "
+                            f"{type(e.orig if hasattr(e, 'orig') else e).__name__}: {_first_line(e)}"
+                            ) from None
+    if found != SCHEMA_VERSION:
+        engine.dispose()
+        raise SchemaMismatch(
+            f"the database {shown(url)} has schema version {found}, and this mlp_demo uses "
+            f"version {SCHEMA_VERSION}; point MLP_DEMO_DATABASE_URL at a new database (migrations "
+            "come in a later version)")
+    return engine
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a malformed URL: say so without repeating it
+        return "(a malformed MLP_DEMO_DATABASE_URL)"
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        _serialise_sqlite_writes(engine)
+        return engine
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _serialise_sqlite_writes(engine: Engine) -> None:
+    """SQLite takes its write lock when a transaction first writes; two transactions that read
+    first then both try to write fail at once instead of waiting. So a transaction begins
+    IMMEDIATE (taking the lock, or waiting for it up to the busy timeout); WAL lets readers
+    go on meanwhile."""
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN off: ours below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        read_only = connection.get_execution_options().get("read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def reading(engine: Engine):
+    """A connection for reads only (on SQLite it does not take the write lock)."""
+    return engine.connect().execution_options(read_only=True)
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create what is missing. Two processes starting at once may race: the loser finds the
+    tables made and goes on."""
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            with engine.begin() as conn:
+                if conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
+                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == 2:
+                raise
+
+
+def _schema_version(engine: Engine) -> int | str:
+    with reading(engine) as conn:
+        value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return text[0][:200] if text else ""

@@ -1,0 +1,211 @@
+"""The class board, for the projector (`?class=CODE&view=board`): large type, refreshed every
+3 s without a reload. It reads classes.py and renders nothing else. With the teacher's key in
+the session (from the teacher link), the teacher's controls follow the board."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import streamlit as st
+
+from mlp_demo.classes import (
+    LOG_SETTINGS,
+    SCATTER_SETTINGS,
+    Board,
+    ClassError,
+    Entry,
+    groups,
+    leaderboard,
+    setting_value,
+)
+from mlp_demo.config import TrainConfig
+from mlp_demo.links import to_query
+from mlp_demo.plots import board_curves, board_scatter
+from mlp_demo.session import Session
+
+from . import server
+from .server import show_message, user_action
+
+REFRESH_S = 3.0
+# Static CSS, no visitor data: a projector needs type readable from the back of the hall.
+BIG_TYPE = """<style>
+.stMainBlockContainer { max-width: 1600px; }
+.stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.35rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3.2rem !important; }
+</style>"""
+
+
+def board_page() -> None:
+    me = server.session()
+    server.stop_on_a_foreign_database()
+    server.read_teacher_key(me)
+    server.heartbeat()
+    st.html(BIG_TYPE)
+    st.title("Class board")
+    code = st.query_params.get("class") or ""
+    if me.classes is None:
+        st.error("The class board's database does not answer; this page tries again by itself.")
+    st.fragment(run_every=REFRESH_S)(board_view)(me, code[:40])
+    st.link_button("Back to the app", "./")
+
+
+def board_view(me: Session, code: str) -> None:
+    if me.classes is None:
+        return
+    key = me.teacher_key(code)
+    try:
+        board = me.classes.board(code, include_hidden=key is not None, visitor=me.visitor)
+    except ClassError as e:
+        st.info(str(e))
+        return
+    shown = Board(board.code, board.students, board.locked, board.defaults,
+                  [e for e in board.entries if not e.hidden])
+    counts(shown)
+    if not shown.entries:
+        st.caption("No runs yet: they appear here as students finish them.")
+    else:
+        scatter(shown)
+        left, right = st.columns(2, gap="large")
+        with left.container(key="board_leaders"):
+            st.subheader("Leaderboard")
+            st.dataframe(leaderboard_rows(shown), hide_index=True,
+                         column_config={c: st.column_config.NumberColumn(format="percent")
+                                        for c in ("test accuracy", "validation accuracy")})
+        with right.container(key="board_groups"):
+            st.subheader("What each group changed from Default")
+            st.dataframe(group_rows(shown), hide_index=True,
+                         column_config={"best test accuracy": st.column_config.NumberColumn(
+                             format="percent")})
+        st.subheader("Everyone's validation curves")
+        curves = [(f"{e.name} #{e.id}", e.curves.get("val_acc") or e.curves.get("test_acc") or [])
+                  for e in shown.entries if e.kind == "training"]
+        st.plotly_chart(board_curves(curves), key="board_curves", config={"displayModeBar": False},
+                        theme=None)
+        one_run(shown)
+    if key is not None:
+        teacher_controls(me, board, key)
+
+
+def counts(board: Board) -> None:
+    students, runs, state = st.columns(3)
+    students.metric("Students joined", board.students)
+    runs.metric("Runs in", len(board.entries))
+    state.metric("Class", board.code)
+    st.caption(f"{len(board.entries)} runs in · {board.students} students · join at ?class={board.code}")
+    if board.locked:
+        st.warning("The teacher has locked the class: it takes no new runs.")
+
+
+def scatter(board: Board) -> None:
+    x_col, colour_col, teach_col = st.columns([2, 2, 1], vertical_alignment="bottom")
+    x = x_col.selectbox("Setting", SCATTER_SETTINGS, key="board_x")
+    colour = colour_col.selectbox("Colour by", SCATTER_SETTINGS, index=SCATTER_SETTINGS.index("optimizer"),
+                                  key="board_colour")
+    teaching = teach_col.toggle("Teaching runs", key="board_teaching",
+                                help="Teaching runs fine-tune a trained model: off the scatter "
+                                     "unless chosen.")
+    points = [{"x": setting_value(e, x), "y": e.test_acc, "colour": setting_value(e, colour),
+               "label": f"{e.name} (#{e.id})"}
+              for e in board.entries if (e.kind == "training" or teaching)
+              and e.test_acc is not None and setting_value(e, x) is not None]
+    st.plotly_chart(board_scatter(points, x, colour, x in LOG_SETTINGS), key="board_scatter",
+                    config={"displayModeBar": False}, theme=None)  # its own large type
+
+
+def leaderboard_rows(board: Board) -> list[dict]:
+    changed = {e.id: ", ".join(change) or "nothing (Default)"
+               for change, members in groups(board).items() for e in members}
+    return [{"#": rank, "name": e.name, "test accuracy": e.test_acc, "validation accuracy": e.val_acc,
+             "seconds": round(e.seconds, 1), "changed": changed[e.id], "status": e.status,
+             "run": e.id}
+            for rank, e in enumerate(leaderboard(board), start=1)]
+
+
+def group_rows(board: Board) -> list[dict]:
+    rows = []
+    for change, members in groups(board).items():
+        best = max((e.test_acc for e in members if e.test_acc is not None), default=None)
+        tried = "; ".join(f"{name}: " + ", ".join(sorted({_show(setting_value(e, name)) for e in members}))
+                          for name in change if name != "teaching")
+        rows.append({"changed": ", ".join(change) or "nothing (Default)", "runs": len(members),
+                     "best test accuracy": best, "values tried": tried[:200]})
+    return rows
+
+
+def one_run(board: Board) -> None:
+    entries = {e.id: e for e in board.entries}
+    with st.expander("One run: its settings and a link to try them", expanded=False):
+        chosen = st.selectbox("Run", list(entries), key="board_run",
+                              format_func=lambda i: f"#{i} {entries[i].name}")
+        entry = entries[chosen]
+        st.json(entry.settings, expanded=True)  # rendered as data, never as markup
+        link = settings_link(entry)
+        if link:
+            st.caption("Open the app with these settings:")
+            st.code(link, language=None)
+
+
+def settings_link(entry: Entry) -> str | None:
+    if entry.kind != "training":
+        return None
+    try:
+        config = TrainConfig.from_dict(entry.settings)
+    except (ValueError, TypeError):
+        return None
+    base = str(st.context.url or "").split("?")[0]
+    return f"{base}?{urllib.parse.urlencode(to_query(config, 'default'))}"
+
+
+@user_action("board")
+def hide_entries(me: Session, code: str, key: str, hidden: bool) -> None:
+    for entry_id in st.session_state.get("board_hide") or []:
+        me.classes.hide(code, key, entry_id, hidden)
+    st.session_state.board_hide = []
+
+
+@user_action("board")
+def set_locked(me: Session, code: str, key: str) -> None:
+    me.classes.set_locked(code, key, bool(st.session_state.get("board_lock")))
+
+
+@user_action("board")
+def clear_board(me: Session, code: str, key: str) -> None:
+    me.classes.clear(code, key)
+    me.say("board", "success", "The board is cleared; students stay joined.")
+
+
+@user_action("board")
+def close_class(me: Session, code: str, key: str) -> None:
+    me.classes.close(code, key)
+    me.teacher_keys.pop(code, None)
+    me.say("board", "success", "The class is closed and its data deleted.")
+
+
+def teacher_controls(me: Session, board: Board, key: str) -> None:
+    st.divider()
+    st.subheader("Teacher")
+    show_message(me, "board")
+    entries = {e.id: e for e in board.entries}
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.multiselect("Entries", list(entries), key="board_hide",
+                       format_func=lambda i: f"#{i} {entries[i].name}"
+                                             + (" (hidden)" if entries[i].hidden else ""))
+        st.button("Hide", on_click=hide_entries, args=(board.code, key, True))
+        st.button("Show", on_click=hide_entries, args=(board.code, key, False))
+    st.session_state.board_lock = board.locked
+    st.toggle("Locked: take no new runs", key="board_lock", on_change=set_locked,
+              args=(board.code, key))
+    with st.container(horizontal=True):
+        st.download_button("Board as CSV", lambda: me.classes.to_csv(board.code, key),
+                           file_name=f"class-{board.code}.csv", mime="text/csv", on_click="ignore")
+        confirm = st.checkbox("I mean it", key="board_confirm")
+        st.button("Clear the board", disabled=not confirm, on_click=clear_board,
+                  args=(board.code, key))
+        st.button("Close the class", disabled=not confirm, on_click=close_class,
+                  args=(board.code, key))
+
+
+def _show(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -1,0 +1,257 @@
+"""Classes and their boards, in a real database: SQLite and PostgreSQL (started by the
+postgres_server fixture). Every test runs against both."""
+
+import csv
+import io
+import json
+import threading
+
+import pytest
+from sqlalchemy import update
+
+from mlp_demo import db
+from mlp_demo.classes import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    NO_SUCH_CLASS,
+    ClassError,
+    Classes,
+    changed_from,
+    groups,
+    leaderboard,
+    normalise_code,
+)
+from mlp_demo.config import TrainConfig
+from mlp_demo.limits import Limits
+
+SETTINGS = TrainConfig().to_dict()
+
+
+def run(lr=0.003, acc=0.9, status="finished", **changes):
+    """The keyword arguments of Classes.post for a training run."""
+    settings = {**SETTINGS, "lr": lr, **changes}
+    return {"kind": "training", "settings": json.loads(json.dumps(settings)), "val_acc": acc - 0.01,
+            "test_acc": acc, "seconds": 3.5, "status": status,
+            "curves": {"val_acc": [[e, acc] for e in range(1, 6)], "loss": [[0.1 * i, 1 / (i + 1)]
+                                                                           for i in range(300)]}}
+
+
+@pytest.fixture
+def classes(database_url):
+    engine = db.connect(database_url)
+    yield Classes(engine, Limits())
+    engine.dispose()
+
+
+def test_a_class_from_start_to_board(classes):
+    new = classes.create()
+    assert len(new.code) == CODE_LENGTH and set(new.code) <= set(CODE_ALPHABET)
+    assert new.join_path == f"?class={new.code}" and new.teacher_key not in new.join_path
+    assert new.teacher_key in new.teacher_path and "view=board" in new.teacher_path
+    assert classes.join(new.code.lower(), "v1", "  Ana  ") == "Ana"
+    assert classes.join(new.code, "v2", "Ana") == "Ana (2)"
+    assert classes.join(new.code, "v1", "Someone else") == "Ana"  # the same tab keeps its place
+    first = classes.post(new.code, "v1", **run(lr=0.01, acc=0.97))
+    classes.post(new.code, "v2", **run(acc=0.95, status="stopped"))
+    board = classes.board(new.code, visitor="v1")
+    assert board.students == 2 and [e.name for e in board.entries] == ["Ana", "Ana (2)"]
+    assert [e.mine for e in board.entries] == [True, False]
+    assert board.entries[0].id == first and board.entries[1].status == "stopped"
+    assert len(board.entries[0].curves["loss"]) == 100  # downsampled
+    assert board.entries[0].curves["loss"][-1] == pytest.approx([29.9, 1 / 300])  # the last kept
+    assert changed_from(board.defaults, board.entries[0]) == ("lr",)
+    assert changed_from(board.defaults, board.entries[1]) == ()
+    assert [e.test_acc for e in leaderboard(board)] == [0.97, 0.95]
+    assert list(groups(board)) in ([("lr",), ()], [(), ("lr",)])
+
+
+def test_twenty_students_finishing_at_the_same_instant_lose_nothing(classes):
+    new = classes.create()
+    start = threading.Barrier(20)
+    names, errors = [], []
+
+    def student(i):
+        try:
+            start.wait()
+            names.append(classes.join(new.code, f"visitor-{i}", "Sam"))
+            classes.post(new.code, f"visitor-{i}", **run(lr=0.001 * (i + 1), acc=0.9 + i / 1000))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(names)) == 20 and "Sam" in names and "Sam (20)" in names
+    board = classes.board(new.code)
+    assert board.students == 20 and len(board.entries) == 20
+    assert sorted(round(e.settings["lr"], 3) for e in board.entries) == [
+        round(0.001 * (i + 1), 3) for i in range(20)]
+
+
+def test_the_board_survives_a_restart(database_url):
+    engine = db.connect(database_url)
+    before = Classes(engine, Limits())
+    new = before.create()
+    before.join(new.code, "v1", "Ana")
+    before.post(new.code, "v1", **run(acc=0.93))
+    engine.dispose()  # the app process ends
+    after = Classes(db.connect(database_url), Limits())  # a new one starts on the same database
+    board = after.board(new.code)
+    assert [(e.name, e.test_acc) for e in board.entries] == [("Ana", 0.93)]
+    assert after.is_teacher(new.code, new.teacher_key)
+    after.engine.dispose()
+
+
+def test_every_limit(database_url):
+    engine = db.connect(database_url)
+    clock = [1000.0]
+    limits = Limits(max_classes=2, class_max_students=2, class_max_runs=3, student_max_runs=2,
+                    class_lifetime_s=60)
+    classes = Classes(engine, limits, clock=lambda: clock[0])
+    a, b = classes.create(), classes.create()
+    with pytest.raises(ClassError, match="MLP_DEMO_MAX_CLASSES"):
+        classes.create()
+    classes.join(a.code, "v1", "One")
+    classes.join(a.code, "v2", "Two")
+    with pytest.raises(ClassError, match="MLP_DEMO_CLASS_MAX_STUDENTS"):
+        classes.join(a.code, "v3", "Three")
+    classes.post(a.code, "v1", **run())
+    classes.post(a.code, "v1", **run())
+    with pytest.raises(ClassError, match="MLP_DEMO_STUDENT_MAX_RUNS"):
+        classes.post(a.code, "v1", **run())
+    classes.post(a.code, "v2", **run())
+    with pytest.raises(ClassError, match="MLP_DEMO_CLASS_MAX_RUNS"):
+        classes.post(a.code, "v2", **run())
+    clock[0] += 61  # the classes' lifetime is over: they close
+    for code in (a.code, b.code):
+        with pytest.raises(ClassError, match="No such class"):
+            classes.board(code)
+    classes.create()  # and they no longer count
+    engine.dispose()
+
+
+def test_the_bytes_stored_are_bounded(database_url):
+    engine = db.connect(database_url)
+    classes = Classes(engine, Limits(classes_max_mb=1, student_max_runs=1000))
+    new = classes.create()
+    classes.join(new.code, "v1", "Ana")
+    long_run = run(note="x" * 3500)  # ~17 KB with its curves
+    with pytest.raises(ClassError, match="MLP_DEMO_CLASSES_MAX_MB"):
+        for _ in range(200):
+            classes.post(new.code, "v1", **long_run)
+    assert 40 < len(classes.board(new.code).entries) < 200
+    engine.dispose()
+
+
+def test_one_class_never_sees_another(classes):
+    a, b = classes.create(), classes.create()
+    classes.join(a.code, "v1", "Ana")
+    entry = classes.post(a.code, "v1", **run())
+    with pytest.raises(ClassError, match="join the class first"):
+        classes.post(b.code, "v1", **run())
+    with pytest.raises(ClassError):
+        classes.withdraw(b.code, "v1", entry)  # A's entry through B's code
+    assert not classes.is_teacher(b.code, a.teacher_key)
+    with pytest.raises(ClassError, match="No such class"):
+        classes.hide(b.code, a.teacher_key, entry)
+    classes.hide(b.code, b.teacher_key, entry)  # B's teacher cannot touch A's entry
+    assert classes.board(b.code).entries == [] and classes.board(b.code).students == 0
+    assert [e.hidden for e in classes.board(a.code, include_hidden=True).entries] == [False]
+
+
+def test_wrong_and_guessed_codes_get_the_same_quiet_answer(classes):
+    real = classes.create()
+    guesses = ["", "x" * 5000, "AAAAAAAAA", real.code[:-1], real.code + "A", "'; DROP TABLE classes; --",
+               None, 12345, "ÄÖÜ" * 3]
+    for guess in guesses:
+        with pytest.raises(ClassError) as refused:
+            classes.board(guess)
+        assert str(refused.value) == NO_SUCH_CLASS
+        with pytest.raises(ClassError) as refused:
+            classes.join(guess, "v", "Ana")
+        assert str(refused.value) == NO_SUCH_CLASS
+    assert normalise_code(" " + real.code[:4].lower() + "-" + real.code[4:] + " ") == real.code
+    assert classes.board(real.code).code == real.code  # the real class is untouched
+
+
+@pytest.mark.parametrize("name", ["<img src=x onerror=a()>", "'; DROP TABLE students--",
+                                  "**b** [l](javascript:x)", "名前 😀", "=HYPERLINK(\"x\")"])
+def test_hostile_names_and_settings_are_kept_as_text(classes, name):
+    new = classes.create()
+    given = classes.join(new.code, "v1", name)
+    assert given == name
+    hostile = run(optimizer="<img src=x onerror=alert(1)>", activation="'; --")
+    classes.post(new.code, "v1", **hostile)
+    entry = classes.board(new.code).entries[0]
+    assert entry.name == name and entry.settings["optimizer"] == "<img src=x onerror=alert(1)>"
+    rows = list(csv.reader(io.StringIO(classes.to_csv(new.code, new.teacher_key))))
+    cell = rows[1][1]
+    assert cell == (("'" + name) if name.startswith("=") else name)  # no formula in a spreadsheet
+
+
+@pytest.mark.parametrize("name, message", [("", "choose a name"), ("   ", "choose a name"),
+                                           ("x" * 25, "at most 24"), ("a\x00b", "printable"),
+                                           ("tab\u200bhere\x1b[31m", "printable"), (None, "text")])
+def test_bad_names_are_refused(classes, name, message):
+    new = classes.create()
+    with pytest.raises(ClassError, match=message):
+        classes.join(new.code, "v1", name)
+
+
+def test_the_teacher_hides_locks_clears_exports_and_closes(classes):
+    new = classes.create()
+    classes.join(new.code, "v1", "Ana")
+    first = classes.post(new.code, "v1", **run(acc=0.91))
+    classes.post(new.code, "v1", **run(acc=0.92))
+    with pytest.raises(ClassError):
+        classes.hide(new.code, "a guess", first)
+    classes.hide(new.code, new.teacher_key, first)
+    assert [e.test_acc for e in classes.board(new.code).entries] == [0.92]
+    assert [e.hidden for e in classes.board(new.code, include_hidden=True).entries] == [True, False]
+    rows = list(csv.DictReader(io.StringIO(classes.to_csv(new.code, new.teacher_key))))
+    assert [r["hidden_by_teacher"] for r in rows] == ["True", "False"] and rows[0]["lr"] == "0.003"
+    classes.set_locked(new.code, new.teacher_key, True)
+    with pytest.raises(ClassError, match="locked"):
+        classes.post(new.code, "v1", **run())
+    classes.set_locked(new.code, new.teacher_key, False)
+    classes.withdraw(new.code, "v1", first)
+    with pytest.raises(ClassError, match="not yours"):
+        classes.withdraw(new.code, "v2", first)
+    classes.clear(new.code, new.teacher_key)
+    board = classes.board(new.code, include_hidden=True)
+    assert board.entries == [] and board.students == 1
+    classes.close(new.code, new.teacher_key)
+    with pytest.raises(ClassError, match="No such class"):
+        classes.board(new.code)
+
+
+def test_only_finished_and_stopped_runs_go_on_the_board(classes):
+    new = classes.create()
+    classes.join(new.code, "v1", "Ana")
+    for status in ("failed", "diverged", "cancelled", "running"):
+        with pytest.raises(ClassError, match="finished or stopped"):
+            classes.post(new.code, "v1", **run(status=status))
+
+
+def test_a_database_of_another_version_stops_with_both_versions(database_url):
+    engine = db.connect(database_url)
+    with engine.begin() as conn:
+        conn.execute(update(db.meta).where(db.meta.c.key == "schema_version").values(value="99"))
+    engine.dispose()
+    with pytest.raises(db.SchemaMismatch, match=f"schema version 99.*version {db.SCHEMA_VERSION}"):
+        db.connect(database_url)
+
+
+def test_a_database_that_went_away_is_a_message(tmp_path):
+    engine = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
+    classes = Classes(engine, Limits())
+    new = classes.create()
+    engine.dispose()
+    (tmp_path / "gone.sqlite3").unlink()
+    (tmp_path / "gone.sqlite3").mkdir()  # where the file was, now nothing a database can open
+    with pytest.raises(ClassError, match="not answering"):
+        classes.board(new.code)
+    with pytest.raises(db.DatabaseError, match="cannot be used"):
+        db.connect("postgresql+psycopg://nobody@127.0.0.1:9/none")
