@@ -1,4 +1,4 @@
-"""A class at once: python -m bench.load [--sessions N] [--training K] [--queued Q]
+"""A class at once: python -m bench.load [--sessions N] [--training K] [--queued Q] [--board]
 
 Starts `streamlit run app.py` and opens N browser sessions (separate Chromium contexts, as
 separate visitors). K of them press Train on a long run (the server gets K slots), Q more press
@@ -6,7 +6,8 @@ Train and wait in the queue, and then all N draw digits (1, 0, 7) at the same ti
 rounds, reading each prediction with the shipped model. Prints a Markdown table and one JSON line:
 wrong or missing predictions, mouse-up to prediction (p50, p95), the server's RSS and thread
 count before (after one visitor drew and trained, so that one-time loads are in the baseline),
-with idle sessions, while training, and --settle seconds after all close.
+with idle sessions, while training, and --settle seconds after all close. With --board, a
+class board (60 students, 300 runs) stays open in another tab throughout, refreshing every 3 s.
 """
 
 from __future__ import annotations
@@ -164,16 +165,36 @@ async def warm_up(browser, url: str) -> None:
     await asyncio.sleep(5)
 
 
+async def open_board(browser, url: str, database: str):
+    from mlp_demo import db
+    from mlp_demo.classes import Classes
+    from mlp_demo.limits import Limits
+
+    from .board import fill
+
+    engine = db.connect(database)
+    code, _ = fill(Classes(engine, Limits(class_max_runs=10**6, student_max_runs=10**6)), 60, 300)
+    engine.dispose()
+    context = await browser.new_context(viewport={"width": 1600, "height": 1200})
+    page = await context.new_page()
+    await page.goto(f"{url}?class={code}&view=board")
+    await wait_text(page, "300 runs in", 120_000)
+    return page
+
+
 async def measure(args) -> dict:
     from playwright.async_api import async_playwright
 
     with tempfile.TemporaryDirectory() as saved:
+        database = f"sqlite:///{Path(saved) / 'classes.sqlite3'}"
         env = {"MLP_DEMO_CHECKPOINTS": saved, "MLP_DEMO_SESSION_TTL_S": str(args.ttl),
-               "MLP_DEMO_MAX_JOBS": str(max(args.training, 1))}  # so that --queued ones wait
+               "MLP_DEMO_MAX_JOBS": str(max(args.training, 1)),  # so that --queued ones wait
+               "MLP_DEMO_DATABASE_URL": database}
         with serve_app(env) as url:
             async with async_playwright() as p:
                 browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
                 await warm_up(browser, url)
+                board = await open_board(browser, url, database) if args.board else None
                 r = {"baseline": server_stats(url.pid)}
                 sessions = [await open_session(browser, url) for _ in range(args.sessions)]
                 r["idle"] = server_stats(url.pid)
@@ -195,6 +216,9 @@ async def measure(args) -> dict:
                 r["still_training"] = sum(
                     [await page.get_by_role("button", name="Stop", exact=True).is_enabled()
                      for page in trainers])
+                if board is not None:  # still refreshing after the class drew
+                    r["board_shown"] = "300 runs in" in await board.inner_text("body")
+                    await board.context.close()
                 for context, _ in sessions:
                     await context.close()
                 await browser.close()
@@ -202,7 +226,7 @@ async def measure(args) -> dict:
             await asyncio.sleep(args.settle)
             r["settled"] = server_stats(url.pid)
     seconds = sorted(s for _, _, s, _ in results if s is not None)
-    r.update(sessions=args.sessions, training=args.training, queued=args.queued,
+    r.update(sessions=args.sessions, training=args.training, queued=args.queued, board=args.board,
              drawings=len(results), wrong=sum(d != got for d, got, _, _ in results if got is not None),
              missing=sum(got is None for _, got, _, _ in results),
              strokes_redrawn=sum(lost for *_, lost in results),
@@ -245,6 +269,8 @@ def main(argv=None) -> None:
                         "counts as missing")
     parser.add_argument("--settle", type=float, default=180, help="seconds to wait after closing")
     parser.add_argument("--ttl", type=int, default=150, help="MLP_DEMO_SESSION_TTL_S of the server")
+    parser.add_argument("--board", action="store_true",
+                        help="keep a class board open (60 students, 300 runs) as a projector would")
     args = parser.parse_args(argv)
     if args.training + args.queued > args.sessions:
         parser.error("--training plus --queued must not exceed --sessions")

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -130,6 +131,8 @@ class Classes:
 
     def __init__(self, engine: Engine, limits: Limits, clock=time.time):
         self.engine, self.limits, self.clock = engine, limits, clock
+        self._lock = threading.Lock()
+        self._boards: dict[tuple, tuple] = {}  # (class, hidden too) -> (revision, students, rows)
 
     # -- teacher
     def create(self) -> NewClass:
@@ -149,7 +152,7 @@ class Classes:
             conn.execute(db.classes.insert().values(
                 code=new.code, teacher_key_hash=_hash(new.teacher_key), created_at=now,
                 expires_at=now + self.limits.class_lifetime_s, locked=False,
-                defaults=json.dumps(PRESETS["default"].to_dict()), lesson="{}"))
+                defaults=json.dumps(PRESETS["default"].to_dict()), lesson="{}", revision=0))
         return new
 
     def is_teacher(self, code: str, key) -> bool:
@@ -165,17 +168,20 @@ class Classes:
             row = self._teacher_class(conn, code, key)
             conn.execute(update(db.entries).where(db.entries.c.id == entry_id,
                                                   db.entries.c.class_id == row.id).values(hidden=hidden))
+            _changed(conn, row.id)
 
     def set_locked(self, code: str, key: str, locked: bool) -> None:
         with self._write() as conn:
             row = self._teacher_class(conn, code, key)
             conn.execute(update(db.classes).where(db.classes.c.id == row.id).values(locked=locked))
+            _changed(conn, row.id)
 
     def clear(self, code: str, key: str) -> None:
         """Every entry off the board; the students stay joined."""
         with self._write() as conn:
             row = self._teacher_class(conn, code, key)
             conn.execute(delete(db.entries).where(db.entries.c.class_id == row.id))
+            _changed(conn, row.id)
 
     def close(self, code: str, key: str) -> None:
         """The class and everything in it are deleted; its code no longer answers."""
@@ -225,6 +231,7 @@ class Classes:
                     given = _unique(name, taken)
                     conn.execute(db.students.insert().values(
                         class_id=row.id, visitor=visitor, name=given, joined_at=self.clock()))
+                    _changed(conn, row.id)
                 return given
             except IntegrityError:  # another student took the name meanwhile: pick again
                 if attempt == 19:
@@ -239,8 +246,10 @@ class Classes:
         settings_json = json.dumps(settings, sort_keys=True)
         if len(settings_json) > MAX_SETTINGS_CHARS:
             raise ClassError("this run's settings are too long for the board")
-        curves_json = json.dumps({k: downsample(v) for k, v in curves.items()})
-        size = len(settings_json) + len(curves_json) + 100
+        curves = {k: downsample(v) for k, v in curves.items()}
+        loss_json = json.dumps(curves.pop("loss", []))
+        curves_json = json.dumps(curves)
+        size = len(settings_json) + len(curves_json) + len(loss_json) + 100
         with self._write() as conn:
             row = self._class(conn, normalise_code(code), for_update=True)
             if row is None:
@@ -264,11 +273,13 @@ class Classes:
             stored = conn.execute(select(func.coalesce(func.sum(db.entries.c.size), 0))).scalar()
             if stored + size > self.limits.classes_max_mb * 2**20:
                 raise ClassError("the server's class boards are full (MLP_DEMO_CLASSES_MAX_MB)")
-            return conn.execute(db.entries.insert().values(
+            entry_id = conn.execute(db.entries.insert().values(
                 class_id=row.id, student_id=student.id, kind=kind, settings=settings_json,
                 val_acc=_number(val_acc), test_acc=_number(test_acc), seconds=float(seconds),
-                status=status, curves=curves_json, hidden=False, created_at=self.clock(),
+                status=status, curves=curves_json, loss=loss_json, hidden=False, created_at=self.clock(),
                 size=size)).inserted_primary_key[0]
+            _changed(conn, row.id)
+            return entry_id
 
     def withdraw(self, code: str, visitor: str, entry_id: int) -> None:
         """A student takes one of their own entries off the board."""
@@ -281,6 +292,7 @@ class Classes:
             gone = conn.execute(delete(db.entries).where(
                 db.entries.c.id == entry_id, db.entries.c.class_id == row.id,
                 db.entries.c.student_id.in_(mine))).rowcount
+            _changed(conn, row.id)
         if not gone:
             raise ClassError("that run is not yours, or is no longer on the board")
 
@@ -293,6 +305,8 @@ class Classes:
             return self._class(conn, canonical) is not None
 
     def board(self, code: str, include_hidden: bool = False, visitor: str | None = None) -> Board:
+        """The class's board. The projector asks every 3 s: its entries are read and parsed
+        again only when the class changed (its revision), else taken from this process's cache."""
         canonical = normalise_code(code)
         if canonical is None:
             raise ClassError(NO_SUCH_CLASS)
@@ -300,19 +314,44 @@ class Classes:
             row = self._class(conn, canonical)
             if row is None:
                 raise ClassError(NO_SUCH_CLASS)
-            students = conn.execute(select(func.count()).select_from(db.students).where(
-                db.students.c.class_id == row.id)).scalar()
-            query = (select(db.entries, db.students.c.name, db.students.c.visitor)
-                     .join(db.students, db.students.c.id == db.entries.c.student_id)
-                     .where(db.entries.c.class_id == row.id).order_by(db.entries.c.id))
-            if not include_hidden:
-                query = query.where(db.entries.c.hidden.is_(False))
-            rows = conn.execute(query).all()
+            key = (row.id, row.code, include_hidden)  # ids can be reused after a close; codes not
+            with self._lock:
+                cached = self._boards.get(key)
+            if cached is None or cached[0] != row.revision:
+                cached = (row.revision, *self._read_board(conn, row, include_hidden))
+                with self._lock:
+                    self._boards[key] = cached
+                    while len(self._boards) > 4 * self.limits.max_classes:
+                        self._boards.pop(next(iter(self._boards)))
+        _, students, rows = cached
         return Board(canonical, students, bool(row.locked), json.loads(row.defaults), [
-            Entry(r.id, r.name, r.kind, json.loads(r.settings), r.val_acc, r.test_acc, r.seconds,
-                  r.status, json.loads(r.curves), bool(r.hidden),
-                  mine=visitor is not None and r.visitor == visitor)
-            for r in rows])
+            Entry(*fields, mine=visitor is not None and owner == visitor) for owner, fields in rows])
+
+    def loss_curve(self, code: str, entry_id: int) -> list[list[float]]:
+        """One entry's loss curve ([x, loss], at most 100 points), for the run a board shows."""
+        with self._read() as conn:
+            row = self._class(conn, normalise_code(code))
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            found = conn.execute(select(db.entries.c.loss).where(
+                db.entries.c.id == entry_id, db.entries.c.class_id == row.id)).scalar()
+        return json.loads(found) if found else []
+
+    @staticmethod
+    def _read_board(conn, row, include_hidden: bool) -> tuple[int, list]:
+        students = conn.execute(select(func.count()).select_from(db.students).where(
+            db.students.c.class_id == row.id)).scalar()
+        e = db.entries.c
+        query = (select(e.id, e.kind, e.settings, e.val_acc, e.test_acc, e.seconds, e.status, e.curves,
+                        e.hidden, db.students.c.name, db.students.c.visitor)
+                 .join(db.students, db.students.c.id == db.entries.c.student_id)
+                 .where(db.entries.c.class_id == row.id).order_by(db.entries.c.id))
+        if not include_hidden:
+            query = query.where(db.entries.c.hidden.is_(False))
+        return students, [(r.visitor, (r.id, r.name, r.kind, json.loads(r.settings), r.val_acc,
+                                       r.test_acc, r.seconds, r.status, json.loads(r.curves),
+                                       bool(r.hidden)))
+                          for r in conn.execute(query)]
 
     # -- internals
     def _write(self):
@@ -381,6 +420,12 @@ class _Transaction:
 class _Read(_Transaction):
     def _open(self):
         return db.reading(self.engine)
+
+
+def _changed(conn, class_id: int) -> None:
+    """Every write to a class moves its revision on: readers know their copy is stale."""
+    conn.execute(update(db.classes).where(db.classes.c.id == class_id)
+                 .values(revision=db.classes.c.revision + 1))
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -51,6 +51,7 @@ classes = Table(
     Column("locked", Boolean, nullable=False, default=False),
     Column("defaults", Text, nullable=False),  # the Default preset's values when it was made (JSON)
     Column("lesson", Text, nullable=False, default="{}"),  # locked and hidden settings (JSON)
+    Column("revision", Integer, nullable=False, default=0),  # +1 on every change to the class
 )
 
 students = Table(
@@ -78,7 +79,9 @@ entries = Table(  # one finished run on a class's board
     Column("test_acc", Float),
     Column("seconds", Float, nullable=False),
     Column("status", String(16), nullable=False),  # finished | stopped
-    Column("curves", Text, nullable=False),  # JSON, at most 100 points each
+    Column("curves", Text, nullable=False),  # validation and test accuracy by epoch (JSON)
+    Column("loss", Text, nullable=False),  # the loss curve, at most 100 points (JSON): not on the
+    # projector, so kept apart from what every board refresh reads
     Column("hidden", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("size", Integer, nullable=False),  # bytes stored, for the server's limit

@@ -388,3 +388,22 @@ def test_start_a_class_join_it_finish_a_run_and_see_it_on_the_board(app):
     assert {m.label: m.value for m in teacher_board.metric}["Runs in"] == "0"
     board.run()
     assert {m.label: m.value for m in board.metric}["Runs in"] == "0"  # hidden from every view
+
+
+def test_a_database_of_another_version_stops_the_page_with_both_versions(monkeypatch, tmp_path):
+    from sqlalchemy import update
+
+    from mlp_demo import db
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = db.connect(url)
+    with engine.begin() as conn:
+        conn.execute(update(db.meta).where(db.meta.c.key == "schema_version").values(value="0"))
+    engine.dispose()
+    monkeypatch.setenv("MLP_DEMO_DATABASE_URL", url)
+    monkeypatch.setenv("MLP_DEMO_CHECKPOINTS", str(tmp_path))
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("schema version 0" in e.value and f"version {db.SCHEMA_VERSION}" in e.value
+               for e in at.error)
+    assert not any(b.label == "Train" for b in at.button)  # stopped before the page's sections

@@ -77,3 +77,21 @@ def test_unvalidated_figures_pass_plotly_validation():
         checked = go.Figure(fig.to_dict())  # raises on any unknown key or bad value
         assert checked.to_dict()["data"] == fig.to_dict()["data"]
         assert checked.layout.template.layout.plot_bgcolor == "white"
+
+
+def test_board_figures_pass_plotly_validation_and_escape_names():
+    import plotly.graph_objects as go
+
+    from mlp_demo.plots import board_curves, board_scatter
+    points = [{"x": 0.001, "y": 0.97, "colour": "adam", "label": "<b>Bo</b>"},
+              {"x": 0.01, "y": 0.95, "colour": "sgd", "label": "Ada"}]
+    scatter = board_scatter(points, "lr", "optimizer", log_x=True)
+    curves = board_curves([("<i>x</i>", [[1, 0.9], [2, 0.95]]), ("Ada", [[1, 0.8]])])
+    for fig in (scatter, curves):
+        checked = go.Figure(fig.to_dict())  # built unvalidated: Plotly must accept it all the same
+        assert checked.to_dict()["data"] == fig.to_dict()["data"]
+    assert scatter.layout.xaxis.type == "log" and len(scatter.data) == 2
+    assert "&lt;b&gt;Bo&lt;/b&gt;" in scatter.data[0].hovertext and "<b>" not in str(scatter.to_dict())
+    assert list(curves.data[0].x) == [1, 2, None, 1, None] and "<i>" not in str(curves.to_dict())
+    assert board_scatter([{"x": "adam", "y": 0.9, "colour": 1, "label": "a"}], "optimizer", "x",
+                         log_x=True).layout.xaxis.type is None  # words have no log axis

@@ -117,3 +117,10 @@ def test_settings_from_a_link_are_checked_and_snapped():
     config = TrainConfig(hidden=(256, 64), lr=0.002)
     back, _, ignored = parse_query(to_query(config, "default"), limits)
     assert ignored == [] and TrainConfig(**{**TrainConfig().to_dict(), **back}) == config
+
+
+def test_the_class_the_view_and_a_teacher_key_are_not_settings():
+    from mlp_demo.links import parse_query
+    applied, preset, ignored = parse_query(
+        {"class": "K7QM4XR2P", "view": "board", "teacher": "secret", "lr": "0.01"}, Limits())
+    assert applied == {"lr": 0.01} and preset is None and ignored == []  # never "ignored"

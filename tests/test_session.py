@@ -298,3 +298,26 @@ def test_wrong_codes_are_rate_limited_per_session(session, classroom):
     other = Session("other", session.queue, session.store, session.limits, session.load_mnist,
                     classroom)
     assert "as Eve" in other.join(real.code, "Eve")  # another session is not slowed
+
+
+def test_a_database_that_went_away_costs_no_run_and_the_run_is_posted_later(session, classroom,
+                                                                            tmp_path, limits):
+    from mlp_demo import db
+    from mlp_demo.classes import Classes
+    session.classes = classroom
+    new = session.start_class()
+    session.join(new.code, "Ana")
+    session.train(TINY)
+    wait_until_ended(session)
+    gone = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
+    gone.dispose()
+    (tmp_path / "gone.sqlite3").unlink()
+    (tmp_path / "gone.sqlite3").mkdir()  # nothing a database can open
+    session.classes = Classes(gone, limits)
+    said = session.post_finished_runs()
+    assert said == ["The class board's database is not answering; try again in a moment (your runs "
+                    "are kept in this tab)."]
+    assert session.job.status == "finished" and session.history.latest.model() is not None
+    session.classes = classroom  # it is back
+    assert session.post_finished_runs() == ["Run 1 is on the class board."]
+    assert len(classroom.board(new.code).entries) == 1

@@ -81,7 +81,7 @@ def board_view(me: Session, code: str) -> None:
                   for e in shown.entries if e.kind == "training"]
         st.plotly_chart(board_curves(curves), key="board_curves", config={"displayModeBar": False},
                         theme=None)
-        one_run(shown)
+        one_run(me, shown)
     if key is not None:
         teacher_controls(me, board, key)
 
@@ -132,13 +132,19 @@ def group_rows(board: Board) -> list[dict]:
     return rows
 
 
-def one_run(board: Board) -> None:
+def one_run(me: Session, board: Board) -> None:
     entries = {e.id: e for e in board.entries}
-    with st.expander("One run: its settings and a link to try them", expanded=False):
+    with st.expander("One run: its settings, its loss and a link to try them", expanded=False):
         chosen = st.selectbox("Run", list(entries), key="board_run",
                               format_func=lambda i: f"#{i} {entries[i].name}")
         entry = entries[chosen]
-        st.json(entry.settings, expanded=True)  # rendered as data, never as markup
+        settings, loss = st.columns(2)
+        settings.json(entry.settings, expanded=True)  # rendered as data, never as markup
+        curve = me.classes.loss_curve(board.code, entry.id)
+        if curve:
+            x = "epoch" if entry.kind == "training" else "step"
+            loss.line_chart({x: [p[0] for p in curve], "loss": [p[1] for p in curve]}, x=x, y="loss",
+                            height=260)
         link = settings_link(entry)
         if link:
             st.caption("Open the app with these settings:")

@@ -78,7 +78,7 @@ def membership(me: Session) -> None:
     st.markdown(f"**Class {member.code}**")  # a code is nine letters and digits, checked
     st.text(f"Your name on the board: {member.name}")  # plain text, never markup
     st.link_button("Open the class board", f"{base_url()}?class={member.code}&view=board")
-    posted = {number: run for run in me.history.runs if (number := run.number) in member.posted}
+    posted = {run.number: run for run in me.history.runs if run.number in member.posted}
     if posted:
         with st.container(horizontal=True, vertical_alignment="bottom"):
             st.selectbox("Your runs on the board", list(posted), key="class_withdraw",
