@@ -136,12 +136,19 @@ async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None,
     return text.strip().removeprefix("Prediction:").strip(), seconds, lost
 
 
+async def set_epochs(page, key: str, value: str) -> None:
+    """Move the epochs slider and wait until the server has it (the page writes every setting
+    into the address bar as it reruns): a Train pressed before would train the default 5."""
+    await page.locator(".st-key-hp_epochs input").focus()
+    await page.keyboard.press(key)
+    await page.wait_for_function(
+        "v => new URLSearchParams(location.search).get('epochs') === v", arg=value, timeout=30_000)
+
+
 async def press_train(page, queued: bool) -> None:
     """A long run (the default settings with the most epochs); then the pad goes back to the
     shipped model."""
-    await page.locator(".st-key-hp_epochs input").focus()
-    await page.keyboard.press("End")
-    await asyncio.sleep(1.5)
+    await set_epochs(page, "End", "200")
     await page.get_by_role("button", name="Train", exact=True).click()
     await wait_text(page, "number" if queued else "samples/s", 120_000)
     await page.get_by_label("Model", exact=True).click()
@@ -153,9 +160,7 @@ async def warm_up(browser, url: str) -> None:
     """One visitor draws and trains a short run first, so the baseline includes what a server
     loads once (torch, the shipped model, MNIST, plotly's figure code, pandas)."""
     context, page = await open_session(browser, url)
-    await page.locator(".st-key-hp_epochs input").focus()
-    await page.keyboard.press("Home")  # one epoch
-    await asyncio.sleep(1.5)
+    await set_epochs(page, "Home", "1")
     await page.get_by_role("button", name="Train", exact=True).click()
     await wait_text(page, "finished", 180_000)
     await page.get_by_label("Model", exact=True).click()

@@ -109,6 +109,7 @@ class Session:
         self.page_saw: tuple = self.activity()  # when the whole page was last drawn
         self.compare_seen = 0  # the last run number Compare runs has offered
         self._test_probs: tuple = (None, None)  # (run, step) -> a run's test probabilities
+        self._choices: tuple = (None, (), {})  # (the listing, the runs, label -> source)
 
     def __repr__(self) -> str:
         return (f"Session(visitor={self.visitor[:8]}, runs={len(self.history.runs)}, "
@@ -260,9 +261,18 @@ class Session:
     def choices(self) -> dict[str, CheckpointInfo | Run]:
         """Label -> source for every model the pad can use: the listed files (the shipped model
         first), this tab's ended runs, and the latest run as Live. An entry that cannot be
-        labelled is left out, never the whole list."""
+        labelled is left out, never the whole list. A stroke asks several times: the list is
+        made again only when the models folder or this tab's runs changed."""
+        listing = self.store.listing()  # the same object while the folder is unchanged
+        runs = tuple((r.number, r.name, r.job.active) for r in self.history.runs)
+        made_from, runs_then, found = self._choices
+        if made_from is not listing or runs_then != runs:
+            self._choices = (listing, runs, found := self._list_choices(listing))
+        return found
+
+    def _list_choices(self, listing) -> dict[str, CheckpointInfo | Run]:
         found = {}
-        for i, info in enumerate(self.store.listing().models):
+        for i, info in enumerate(listing.models):
             shipped = i == 0 and info.name == "default"
             acc = info.metrics.get("test_acc")
             label = SHIPPED if shipped else f"Saved: {info.name}"
