@@ -163,6 +163,10 @@ async def warm_up(browser, url: str) -> None:
     await set_epochs(page, "Home", "1")
     await page.get_by_role("button", name="Train", exact=True).click()
     await wait_text(page, "finished", 180_000)
+    # The run's end redraws the whole page, which would close a list opened before it: wait
+    # for that redraw (Train enabled again) before choosing the model.
+    await page.get_by_role("button", name="Train", exact=True).and_(
+        page.locator("button:enabled")).wait_for(timeout=60_000)
     await page.get_by_label("Model", exact=True).click()
     await page.get_by_role("option", name="Shipped model").click()
     await draw_and_read(page, "1", 30)
