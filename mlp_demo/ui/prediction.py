@@ -27,8 +27,9 @@ def choose_model(me: Session) -> None:
 
 
 def model_picker(me: Session) -> None:
-    choices = list(me.choices())
-    st.session_state.model_choice = me.chosen_label()  # the session's choice, e.g. Live after Train
+    choices, chosen = list(me.choices()), me.chosen_label()
+    if st.session_state.get("model_choice") != chosen:  # the session chose (Live after Train)
+        st.session_state.model_choice = chosen
     st.selectbox("Model", choices, key="model_choice", on_change=choose_model,
                  help="The shipped model, the one training right now, or one you or others saved.")
 
