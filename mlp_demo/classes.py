@@ -27,7 +27,7 @@ from . import db
 from .config import PRESETS
 from .limits import Limits
 
-# 30 symbols without look-alikes (no 0/O, 1/I/L, U/V); 9 of them are 44 random bits.
+# 30 symbols without look-alikes (no 0/O, 1/I/L, U); 9 of them are 44 random bits.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
 CODE_LENGTH = 9
 MAX_NAME = 24
@@ -133,6 +133,7 @@ class Classes:
         self.engine, self.limits, self.clock = engine, limits, clock
         self._lock = threading.Lock()
         self._boards: dict[tuple, tuple] = {}  # (class, hidden too) -> (revision, students, rows)
+        self._losses: dict[tuple, list] = {}  # (code, entry id) -> loss curve
 
     # -- teacher
     def create(self) -> NewClass:
@@ -297,13 +298,6 @@ class Classes:
             raise ClassError("that run is not yours, or is no longer on the board")
 
     # -- the board
-    def exists(self, code) -> bool:
-        canonical = normalise_code(code)
-        if canonical is None:
-            return False
-        with self._read() as conn:
-            return self._class(conn, canonical) is not None
-
     def board(self, code: str, include_hidden: bool = False, visitor: str | None = None) -> Board:
         """The class's board. The projector asks every 3 s: its entries are read and parsed
         again only when the class changed (its revision), else taken from this process's cache."""
@@ -328,14 +322,24 @@ class Classes:
             Entry(*fields, mine=visitor is not None and owner == visitor) for owner, fields in rows])
 
     def loss_curve(self, code: str, entry_id: int) -> list[list[float]]:
-        """One entry's loss curve ([x, loss], at most 100 points), for the run a board shows."""
+        """One entry's loss curve ([x, loss], at most 100 points), for the run a board shows.
+        The board asks every 3 s; a posted curve never changes, so it is read once."""
+        key = (normalise_code(code), entry_id)
+        with self._lock:
+            if key in self._losses:
+                return self._losses[key]
         with self._read() as conn:
             row = self._class(conn, normalise_code(code))
             if row is None:
                 raise ClassError(NO_SUCH_CLASS)
             found = conn.execute(select(db.entries.c.loss).where(
                 db.entries.c.id == entry_id, db.entries.c.class_id == row.id)).scalar()
-        return json.loads(found) if found else []
+        curve = json.loads(found) if found else []
+        with self._lock:
+            self._losses[key] = curve
+            while len(self._losses) > 256:
+                self._losses.pop(next(iter(self._losses)))
+        return curve
 
     @staticmethod
     def _read_board(conn, row, include_hidden: bool) -> tuple[int, list]:

@@ -528,7 +528,6 @@ def blank_input() -> torch.Tensor:
 
 
 def _wait_until(condition, seconds: float) -> None:
-    import time
     end = time.monotonic() + seconds
     while not condition() and time.monotonic() < end:
         time.sleep(0.01)

@@ -74,6 +74,6 @@ def test_ui_sections_import_only_the_server_module():
             assert not others, f"{name} imports {others}"
 
 
-def test_the_import_checker_sees_imports_inside_functions(tmp_path):
+def test_the_import_checker_sees_imports_inside_functions():
     module = PACKAGE / "ui" / "pad.py"
     assert "mlp_demo.ui.server" in imports(module)  # Clear's callback imports it when pressed
