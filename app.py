@@ -39,9 +39,8 @@ def drawing_and_prediction() -> None:
     figures (measured in bench.load). Teaching shares the prediction column: below the pad it
     would push the page's Train button out of sight of a visitor who has not drawn yet."""
     pad_column, prediction_column = st.columns([1, 1], gap="large")
-    early = st.session_state.get("session")  # None in the first paint, before torch
     with pad_column:
-        drawing = drawing_pad(early.pad_version if early else 0)
+        drawing = drawing_pad()
     from mlp_demo.ui import prediction, server, teaching  # torch: 2.4 s on a cold server
 
     me = server.session()

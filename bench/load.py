@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .browser import BLANK_PAD, CHROMIUM, FLAGS, serve_app, seven
+from .browser import BLANK_PAD, CHROMIUM, FLAGS, PAD_SELECTOR, serve_app, seven
 
 DIGITS = {
     "1": [(140, 40 + i * 10) for i in range(21)],
@@ -38,13 +38,6 @@ HAS_INK = """c => {  // on the pad's lower canvas (inside the component's shadow
   return false;
 }"""
 IDLE = "() => !document.querySelector('[data-testid=stStatusWidget]')"
-PAD_SELECTOR = '[class*="st-key-canvas_"] canvas.upper-canvas'
-# The pad's version, once exactly one pad is on the page: right after Clear the old and the new
-# one can both be there for a moment, stacked, and the new one moves up when the old one goes.
-PAD_VERSION = """() => {
-  const pads = document.querySelectorAll('[class*="st-key-canvas_"]');
-  return pads.length === 1 ? pads[0].className.match(/st-key-canvas_(\\d+)/)[1] : null;
-}"""
 
 
 def server_stats(pid: int) -> dict:
@@ -67,8 +60,8 @@ async def open_session(browser, url: str):
 
 
 async def canvas_box(page) -> dict:
-    """The pad's box, once its canvas (re-created by Clear) takes strokes: fabric.js draws on
-    a lower canvas and listens on an upper one, added a moment later."""
+    """The pad's box, once its canvas takes strokes: fabric.js draws on a lower canvas and
+    listens on an upper one, added a moment later."""
     for _ in range(50):
         canvas = page.locator(PAD_SELECTOR).last
         try:
@@ -98,17 +91,7 @@ async def has_ink(page, timeout_s: float = 3) -> bool:
 async def draw_and_read(page, digit: str, timeout_s: float) -> tuple[str | None, float | None, int]:
     """Clear, draw, and time mouse-up -> 'Prediction: d'; (None, None) if none came in time;
     and how many strokes the canvas did not take (and were drawn again)."""
-    version = await page.evaluate(PAD_VERSION)
-    for attempt in range(3):  # Clear replaces the canvas: wait for the new one, else press again
-        await page.get_by_role("button", name="Clear", exact=True).click()
-        try:
-            await page.wait_for_function(
-                f"() => {{ const v = ({PAD_VERSION})(); return v !== null && v !== {json.dumps(version)}; }}",
-                timeout=20_000)
-            break
-        except Exception:
-            if attempt == 2:
-                raise
+    await page.get_by_role("button", name="Clear", exact=True).click()  # empties the pad at once
     await wait_text(page, BLANK_PAD, 60_000)
     # As a person would: draw once the page has settled (Streamlit's "running" indicator gone);
     # a stroke on a pad whose rerun is still being drawn can be lost by the canvas component.

@@ -1,6 +1,8 @@
 """Classes: a room's runs as one experiment. A teacher starts a class (a join code and a secret
 teacher key), students join it under a display name, their finished runs go on the class's
-board, and the teacher hides entries, locks, clears, closes and exports it.
+board, and the teacher hides entries, locks, clears, closes and exports it. Students may add
+their labelled drawings to the class's handwriting set, a second test set every run on the
+board is scored on; a teacher's lesson fixes settings for the whole class (lessons.py).
 
 Plain data in and out, kept in the database (db.py); the limits come from Limits. Everything a
 visitor sends (a code, a name, a key) is checked here before the database sees it.
@@ -25,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import db
 from .config import PRESETS
+from .lessons import Lesson
 from .limits import Limits
 
 # 30 symbols without look-alikes (no 0/O, 1/I/L, U); 9 of them are 44 random bits.
@@ -33,6 +36,7 @@ CODE_LENGTH = 9
 MAX_NAME = 24
 MAX_CURVE_POINTS = 100
 MAX_SETTINGS_CHARS = 4000  # a run's settings are ~400 characters of JSON
+IMAGE_BYTES = 28 * 28  # a handwriting drawing: uint8, as the network sees it
 NO_SUCH_CLASS = "No such class: check the code (it is on the projector)."
 DATABASE_DOWN = ("The class board's database is not answering; try again in a moment (your runs "
                  "are kept in this tab).")
@@ -71,13 +75,16 @@ class Entry:
     status: str
     curves: dict
     hidden: bool
+    handwriting_acc: float | None = None  # on the class's handwriting when the run ended
+    handwriting_n: int | None = None  # the set's size then; both None while it was empty
     mine: bool = False
 
     def to_json(self) -> dict:
         """The CLI's line for this entry."""
         return {"name": self.name, "settings": self.settings, "val_accuracy": self.val_acc,
-                "test_accuracy": self.test_acc, "seconds": self.seconds, "status": self.status,
-                "hidden": self.hidden}
+                "test_accuracy": self.test_acc, "class_handwriting_accuracy": self.handwriting_acc,
+                "class_handwriting_n": self.handwriting_n, "seconds": self.seconds,
+                "status": self.status, "hidden": self.hidden}
 
 
 @dataclass
@@ -87,6 +94,17 @@ class Board:
     locked: bool
     defaults: dict  # the Default preset's values when the class was made
     entries: list[Entry] = field(default_factory=list)
+    lesson: Lesson = field(default_factory=Lesson)
+    handwriting_n: int = 0  # drawings in the class's handwriting set
+
+
+@dataclass(frozen=True)
+class HandwritingSet:
+    images: bytes  # n x 784 bytes: uint8 28x28 images, one after another
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 def normalise_code(text) -> str | None:
@@ -177,6 +195,20 @@ class Classes:
             conn.execute(update(db.classes).where(db.classes.c.id == row.id).values(locked=locked))
             _changed(conn, row.id)
 
+    def set_lesson(self, code: str, key: str, lesson: Lesson) -> None:
+        """The settings the class's students train with (read_lesson checked them)."""
+        with self._write() as conn:
+            row = self._teacher_class(conn, code, key)
+            conn.execute(update(db.classes).where(db.classes.c.id == row.id)
+                         .values(lesson=lesson.to_json()))
+            _changed(conn, row.id)
+
+    def clear_handwriting(self, code: str, key: str) -> None:
+        with self._write() as conn:
+            row = self._teacher_class(conn, code, key)
+            conn.execute(delete(db.handwriting).where(db.handwriting.c.class_id == row.id))
+            _changed(conn, row.id)
+
     def clear(self, code: str, key: str) -> None:
         """Every entry off the board; the students stay joined."""
         with self._write() as conn:
@@ -197,10 +229,11 @@ class Classes:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["entry", "name", "kind", "status", "val_accuracy", "test_accuracy",
-                         "seconds", "hidden_by_teacher", *names])
+                         "class_handwriting_accuracy", "class_handwriting_n", "seconds",
+                         "hidden_by_teacher", *names])
         for e in board.entries:
             writer.writerow([e.id, _csv_safe(e.name), e.kind, e.status, e.val_acc, e.test_acc,
-                             round(e.seconds, 2), e.hidden,
+                             e.handwriting_acc, e.handwriting_n, round(e.seconds, 2), e.hidden,
                              *(json.dumps(e.settings[n]) if n in e.settings else "" for n in names)])
         return out.getvalue()
 
@@ -240,7 +273,8 @@ class Classes:
         raise AssertionError("unreachable")
 
     def post(self, code: str, visitor: str, kind: str, settings: dict, val_acc, test_acc,
-             seconds: float, status: str, curves: dict) -> int:
+             seconds: float, status: str, curves: dict, handwriting_acc=None,
+             handwriting_n: int | None = None) -> int:
         """A finished (or stopped) run of a student onto the board; returns its entry id."""
         if status not in ("finished", "stopped") or kind not in ("training", "teaching"):
             raise ClassError("only finished or stopped runs go on the board")
@@ -278,7 +312,8 @@ class Classes:
                 class_id=row.id, student_id=student.id, kind=kind, settings=settings_json,
                 val_acc=_number(val_acc), test_acc=_number(test_acc), seconds=float(seconds),
                 status=status, curves=curves_json, loss=loss_json, hidden=False, created_at=self.clock(),
-                size=size)).inserted_primary_key[0]
+                size=size, handwriting_acc=_number(handwriting_acc),
+                handwriting_n=int(handwriting_n) if handwriting_n else None)).inserted_primary_key[0]
             _changed(conn, row.id)
             return entry_id
 
@@ -296,6 +331,85 @@ class Classes:
             _changed(conn, row.id)
         if not gone:
             raise ClassError("that run is not yours, or is no longer on the board")
+
+    # -- the class's handwriting
+    def contribute(self, code: str, visitor: str, images: list[bytes], labels: list[int]) -> int:
+        """A student's drawings (uint8 28x28 bytes, already through the examples reader) into the
+        class's handwriting set; returns how many of theirs it holds now."""
+        if len(images) != len(labels) or not images:
+            raise ClassError("no drawings to add")
+        if any(not isinstance(i, bytes) or len(i) != IMAGE_BYTES for i in images) or any(
+                not isinstance(y, int) or isinstance(y, bool) or not 0 <= y <= 9 for y in labels):
+            raise ClassError("a drawing must be a 28x28 image labelled 0 to 9")
+        with self._write() as conn:
+            row = self._class(conn, normalise_code(code), for_update=True)
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            student = self._student(conn, row.id, visitor)
+            h = db.handwriting.c
+            mine = conn.execute(select(func.count()).where(h.student_id == student)).scalar()
+            room = self.limits.class_handwriting_per_student - mine
+            if len(images) > room:
+                raise ClassError(f"you have {mine} drawings in the class's handwriting, and a student "
+                                 f"adds at most {self.limits.class_handwriting_per_student} "
+                                 f"(MLP_DEMO_CLASS_HANDWRITING_PER_STUDENT): {max(room, 0)} more fit")
+            total = conn.execute(select(func.count()).where(h.class_id == row.id)).scalar()
+            if total + len(images) > self.limits.class_handwriting_max:
+                raise ClassError(f"the class's handwriting holds {total} drawings, and at most "
+                                 f"{self.limits.class_handwriting_max} "
+                                 "(MLP_DEMO_CLASS_HANDWRITING_MAX)")
+            now = self.clock()
+            conn.execute(db.handwriting.insert(), [
+                {"class_id": row.id, "student_id": student, "image": image, "label": label,
+                 "created_at": now} for image, label in zip(images, labels)])
+            _changed(conn, row.id)
+            return mine + len(images)
+
+    def withdraw_handwriting(self, code: str, visitor: str) -> int:
+        """A student takes all their drawings out of the set; returns how many."""
+        with self._write() as conn:
+            row = self._class(conn, normalise_code(code))
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            student = self._student(conn, row.id, visitor)
+            gone = conn.execute(delete(db.handwriting).where(
+                db.handwriting.c.student_id == student)).rowcount
+            _changed(conn, row.id)
+            return gone
+
+    def handwriting_counts(self, code: str, visitor: str) -> tuple[int, int]:
+        """(a student's drawings, the class's) in the set."""
+        with self._read() as conn:
+            row = self._class(conn, normalise_code(code))
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            h = db.handwriting.c
+            total = conn.execute(select(func.count()).where(h.class_id == row.id)).scalar()
+            mine = conn.execute(select(func.count()).select_from(db.handwriting).join(
+                db.students, db.students.c.id == h.student_id).where(
+                h.class_id == row.id, db.students.c.visitor == visitor)).scalar()
+        return mine, total
+
+    def handwriting_set(self, code: str) -> HandwritingSet:
+        """The class's handwriting as it is now, to score a run on (or for the teacher's
+        contact sheet). Read again only when the class changed."""
+        with self._read() as conn:
+            row = self._class(conn, normalise_code(code))
+            if row is None:
+                raise ClassError(NO_SUCH_CLASS)
+            key = ("handwriting", row.id, row.code)
+            with self._lock:
+                cached = self._boards.get(key)
+            if cached is None or cached[0] != row.revision:
+                h = db.handwriting.c
+                rows = conn.execute(select(h.image, h.label).where(h.class_id == row.id)
+                                    .order_by(h.label, h.id)).all()
+                kept = [r for r in rows if len(r.image) == IMAGE_BYTES and 0 <= r.label <= 9]
+                cached = (row.revision, HandwritingSet(b"".join(bytes(r.image) for r in kept),
+                                                       [r.label for r in kept]))
+                with self._lock:
+                    self._boards[key] = cached
+        return cached[1]
 
     # -- the board
     def board(self, code: str, include_hidden: bool = False, visitor: str | None = None) -> Board:
@@ -317,9 +431,18 @@ class Classes:
                     self._boards[key] = cached
                     while len(self._boards) > 4 * self.limits.max_classes:
                         self._boards.pop(next(iter(self._boards)))
-        _, students, rows = cached
+        _, students, handwriting_n, rows = cached
         return Board(canonical, students, bool(row.locked), json.loads(row.defaults), [
-            Entry(*fields, mine=visitor is not None and owner == visitor) for owner, fields in rows])
+            Entry(*fields, mine=visitor is not None and owner == visitor) for owner, fields in rows],
+            Lesson.from_json(row.lesson), handwriting_n)
+
+    def lesson(self, code: str) -> tuple[Lesson, dict]:
+        """The class's lesson and the Default values its hidden settings keep."""
+        with self._read() as conn:
+            row = self._class(conn, normalise_code(code))
+        if row is None:
+            raise ClassError(NO_SUCH_CLASS)
+        return Lesson.from_json(row.lesson), json.loads(row.defaults)
 
     def loss_curve(self, code: str, entry_id: int) -> list[list[float]]:
         """One entry's loss curve ([x, loss], at most 100 points), for the run a board shows.
@@ -342,20 +465,24 @@ class Classes:
         return curve
 
     @staticmethod
-    def _read_board(conn, row, include_hidden: bool) -> tuple[int, list]:
+    def _read_board(conn, row, include_hidden: bool) -> tuple[int, int, list]:
         students = conn.execute(select(func.count()).select_from(db.students).where(
             db.students.c.class_id == row.id)).scalar()
+        handwriting_n = conn.execute(select(func.count()).select_from(db.handwriting).where(
+            db.handwriting.c.class_id == row.id)).scalar()
         e = db.entries.c
         query = (select(e.id, e.kind, e.settings, e.val_acc, e.test_acc, e.seconds, e.status, e.curves,
-                        e.hidden, db.students.c.name, db.students.c.visitor)
+                        e.hidden, e.handwriting_acc, e.handwriting_n, db.students.c.name,
+                        db.students.c.visitor)
                  .join(db.students, db.students.c.id == db.entries.c.student_id)
                  .where(db.entries.c.class_id == row.id).order_by(db.entries.c.id))
         if not include_hidden:
             query = query.where(db.entries.c.hidden.is_(False))
-        return students, [(r.visitor, (r.id, r.name, r.kind, json.loads(r.settings), r.val_acc,
-                                       r.test_acc, r.seconds, r.status, json.loads(r.curves),
-                                       bool(r.hidden)))
-                          for r in conn.execute(query)]
+        return students, handwriting_n, [
+            (r.visitor, (r.id, r.name, r.kind, json.loads(r.settings), r.val_acc, r.test_acc,
+                         r.seconds, r.status, json.loads(r.curves), bool(r.hidden),
+                         r.handwriting_acc, r.handwriting_n))
+            for r in conn.execute(query)]
 
     # -- internals
     def _write(self):
@@ -373,6 +500,14 @@ class Classes:
         if for_update:  # PostgreSQL: the class's writes take turns (SQLite's always do)
             query = query.with_for_update()
         return conn.execute(query).first()
+
+    @staticmethod
+    def _student(conn, class_id: int, visitor: str) -> int:
+        found = conn.execute(select(db.students.c.id).where(
+            db.students.c.class_id == class_id, db.students.c.visitor == visitor)).scalar()
+        if found is None:
+            raise ClassError("join the class first")
+        return found
 
     def _teacher_class(self, conn, code: str, key):
         row = self._class(conn, normalise_code(code), for_update=True)

@@ -30,7 +30,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What turns each older version into the next, run once by the first process to meet it.
+MIGRATIONS = {
+    1: ("ALTER TABLE entries ADD COLUMN handwriting_acc FLOAT",  # issue 18: the class's own
+        "ALTER TABLE entries ADD COLUMN handwriting_n INTEGER"),  # handwriting as a test set
+}
 SQLITE_BUSY_TIMEOUT_S = 30  # a write waits this long for another process's write to end
 
 metadata = MetaData()
@@ -85,9 +90,13 @@ entries = Table(  # one finished run on a class's board
     Column("hidden", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("size", Integer, nullable=False),  # bytes stored, for the server's limit
+    # Accuracy on the class's handwriting set as it was when the run ended, and the set's size
+    # then; NULL while the set was empty.
+    Column("handwriting_acc", Float),
+    Column("handwriting_n", Integer),
 )
 
-handwriting = Table(  # the class's own digits (a later issue fills it)
+handwriting = Table(  # the class's own digits, a second test set (classes.py)
     "handwriting", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("class_id", Integer, ForeignKey("classes.id", ondelete="CASCADE"), nullable=False,
@@ -125,7 +134,7 @@ def connect(url: str | None = None) -> Engine:
     try:
         engine = _engine(url)
         _create_schema(engine)
-        found = _schema_version(engine)
+        found = _migrate(engine)
     except SQLAlchemyError as e:
         raise DatabaseError(f"the database {shown(url)} cannot be used: "
                             f"{type(e.orig if hasattr(e, 'orig') else e).__name__}: {_first_line(e)}"
@@ -199,9 +208,24 @@ def _create_schema(engine: Engine) -> None:
                 raise
 
 
-def _schema_version(engine: Engine) -> int | str:
-    with reading(engine) as conn:
-        value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+def _migrate(engine: Engine) -> int | str:
+    """Bring an older schema up to this version; returns the version found at the end. Each
+    step is one transaction that first locks the version row, so of two processes starting at
+    once one migrates and the other then finds the new version."""
+    while True:
+        with engine.begin() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")
+                               .with_for_update()).scalar()
+            found = _as_version(row)
+            if found not in MIGRATIONS:
+                return found
+            for statement in MIGRATIONS[found]:
+                conn.exec_driver_sql(statement)
+            conn.execute(meta.update().where(meta.c.key == "schema_version")
+                         .values(value=str(found + 1)))
+
+
+def _as_version(value) -> int | str:
     try:
         return int(value)
     except (TypeError, ValueError):

@@ -42,6 +42,9 @@ class Limits:
     student_max_runs: int = 50
     class_lifetime_s: int = 12 * 3600  # then the class closes and its data is deleted
     classes_max_mb: int = 200  # every board's entries together
+    # A class's handwriting set: 784 bytes a drawing, so 2,000 are 1.5 MB, scored in ~10 ms.
+    class_handwriting_per_student: int = 50
+    class_handwriting_max: int = 2000
 
     @classmethod
     def from_env(cls, env=None) -> Limits:

@@ -248,6 +248,26 @@ def board_scatter(points: list[dict], x_name: str, colour_name: str, log_x: bool
         "legend": {"orientation": "h", "y": -0.2}, "uirevision": "board"})
 
 
+def board_accuracies(points: list[dict]) -> go.Figure:
+    """One point per run: MNIST's test accuracy against the class's handwriting, with the line
+    where the two are equal. points: {"x", "y", "label", "n"}; labels escaped as above."""
+    values = [p["x"] for p in points] + [p["y"] for p in points]
+    low, high = max(0.0, min(values) - 0.02), min(1.0, max(values)) + 0.005
+    traces = [{"type": "scatter", "mode": "lines", "x": [low, high], "y": [low, high],
+               "name": "equal", "hoverinfo": "skip", "line": {"color": "#bbbbbb", "dash": "dot"}},
+              {"type": "scatter", "mode": "markers", "x": [p["x"] for p in points],
+               "y": [p["y"] for p in points], "name": "runs",
+               "hovertext": [html.escape(f"{p['label']}, on {p['n']} drawings") for p in points],
+               "hoverinfo": "text+x+y",
+               "marker": {"size": 18, "color": PALETTE[0], "line": {"width": 1, "color": "white"}}}]
+    axis = {"tickformat": ".1%", "range": [low, high]}
+    return unvalidated_figure(traces, {
+        "xaxis": {**axis, "title": {"text": "MNIST test accuracy"}},
+        "yaxis": {**axis, "title": {"text": "class handwriting accuracy"}},
+        "height": 480, "margin": {"l": 10, "r": 10, "t": 20, "b": 10}, "font": BOARD_FONT,
+        "showlegend": False, "uirevision": "board-handwriting"})
+
+
 def board_curves(curves: list[tuple[str, list[list[float]]]]) -> go.Figure:
     """Everyone's validation accuracy per epoch, overlaid: one trace, the runs apart by gaps
     (a class's 300 runs as 300 traces cost 400 ms a refresh; as one, a few ms)."""

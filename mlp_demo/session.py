@@ -20,9 +20,10 @@ from .classes import DATABASE_DOWN, NO_SUCH_CLASS, ClassError, Classes, NewClass
 from .config import TrainConfig
 from .data import DataMissing, MnistSplits, normalize, split_mnist
 from .drawing import DrawingRefused, predict_steps, read_drawing
-from .examples import read_zip
+from .examples import read_zip, to_zip
 from .insight import predict_all
 from .jobs import TeachingJob, TrainingJob
+from .lessons import Lesson
 from .limits import Busy, Limits, RunQueue
 from .runs import Run, RunHistory, summary
 from .store import ModelStore
@@ -87,6 +88,9 @@ class Membership:
     after_run: int  # runs numbered above this go on the board
     posted: dict[int, int] = field(default_factory=dict)  # run number -> board entry id
     refused: set[int] = field(default_factory=set)  # runs the board would not take (said once)
+    contributed: list = field(default_factory=list)  # Your examples now in the class's handwriting
+    lesson: Lesson = field(default_factory=Lesson)  # as last read: kept while the database is away
+    defaults: dict = field(default_factory=dict)  # the class's Default, which hidden settings keep
 
 
 class Session:
@@ -105,7 +109,6 @@ class Session:
         self.messages: dict[str, tuple[str, str]] = {}
         self.link = LinkState()
         self.upload_version = 0  # a new examples uploader after each upload
-        self.pad_version = 0  # a new pad after Clear
         self.page_saw: tuple = self.activity()  # when the whole page was last drawn
         self.compare_seen = 0  # the last run number Compare runs has offered
         self._test_probs: tuple = (None, None)  # (run, step) -> a run's test probabilities
@@ -154,6 +157,11 @@ class Session:
         problems = self.limits.problems(config)
         if problems:
             raise SessionError("; ".join(problems))
+        if self.membership is not None:  # whatever the widgets or the link said
+            lesson, defaults = self.lesson()
+            refusal = lesson.refusal(config, defaults)
+            if refusal:
+                raise SessionError(refusal[0].upper() + refusal[1:])
         raw = self.mnist(MNIST_MISSING)
         job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed),
                           visitor=self.visitor, max_seconds=self.limits.max_run_seconds,
@@ -410,9 +418,6 @@ class Session:
         return next((r for r in reversed(self.history.runs) if r.job.snapshot()["kind"] == "teaching"),
                     None)
 
-    def clear_pad(self) -> None:
-        self.pad_version += 1
-
     # -- the class
     def _classes(self) -> Classes:
         if self.classes is None:
@@ -447,6 +452,66 @@ class Session:
     def leave(self) -> None:
         self.membership = None
 
+    def lesson(self) -> tuple[Lesson, dict]:
+        """The class's lesson, read afresh (the teacher may change it mid-class), and the Default
+        values its hidden settings keep. While the database is away, the last one read."""
+        member = self.membership
+        if member is None:
+            return Lesson(), {}
+        try:
+            member.lesson, member.defaults = self._classes().lesson(member.code)
+        except (ClassError, SessionError):
+            pass
+        return member.lesson, member.defaults
+
+    def contribute(self) -> str:
+        """Your examples not yet given join the class's handwriting set (the visitor's choice,
+        each time): through the examples reader, as an upload would be."""
+        member = self._member()
+        new = self.not_contributed()
+        if not new:
+            raise SessionError("label some drawings first: those in Your examples that the class "
+                               "does not have yet are added", "info")
+        try:
+            images, labels = read_zip(to_zip([e.image for e in new], [e.label for e in new]))
+            mine = self._classes().contribute(member.code, self.visitor,
+                                              [i.tobytes() for i in images], labels)
+        except (ValueError, ClassError) as e:
+            raise SessionError(str(e)) from None
+        member.contributed += new
+        return (f"Added {len(new)} drawings to the class's handwriting: {mine} of yours are in it. "
+                "Every run on the board is now scored on them too.")
+
+    def not_contributed(self) -> list[Example]:
+        """Your examples that the class's handwriting set does not have yet."""
+        given = self.membership.contributed if self.membership else []
+        return [e for e in self.examples if not any(e is g for g in given)]
+
+    def withdraw_handwriting(self) -> str:
+        member = self._member()
+        try:
+            gone = self._classes().withdraw_handwriting(member.code, self.visitor)
+        except ClassError as e:
+            raise SessionError(str(e)) from None
+        member.contributed = []
+        return f"Took your {gone} drawings out of the class's handwriting."
+
+    def handwriting_score(self, run: Run) -> tuple[float | None, int | None]:
+        """A run's accuracy on its class's handwriting set as it is now, and the set's size;
+        (None, None) while the set is empty or the run has no weights."""
+        found = self._classes().handwriting_set(self._member().code)
+        model = run.model()
+        if not len(found) or model is None:
+            return None, None
+        images = torch.frombuffer(bytearray(found.images), dtype=torch.uint8).view(-1, 28, 28)
+        predicted = predict_all(model, images).argmax(1)
+        return (predicted == torch.tensor(found.labels)).float().mean().item(), len(found)
+
+    def _member(self) -> Membership:
+        if self.membership is None:
+            raise SessionError("join a class first")
+        return self.membership
+
     def remember_teacher(self, code, key) -> bool:
         """A teacher link's key, kept in this tab if it is the class's."""
         if self.classes is None or not self.classes.is_teacher(code, key):
@@ -474,6 +539,7 @@ class Session:
                 member.refused.add(run.number)
                 continue
             try:
+                entry["handwriting_acc"], entry["handwriting_n"] = self.handwriting_score(run)
                 member.posted[run.number] = self.classes.post(member.code, self.visitor, **entry)
             except ClassError as e:
                 if str(e) == DATABASE_DOWN:
@@ -481,7 +547,10 @@ class Session:
                 member.refused.add(run.number)
                 said.append(f"{run.name} is not on the board: {e}")
             else:
-                said.append(f"{run.name} is on the class board.")
+                scored = ("" if entry["handwriting_n"] is None else
+                          f" It read {entry['handwriting_acc']:.0%} of the class's "
+                          f"{entry['handwriting_n']} drawings.")
+                said.append(f"{run.name} is on the class board.{scored}")
         return said
 
     def withdraw(self, run_number: int) -> None:

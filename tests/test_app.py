@@ -11,6 +11,9 @@ from mlp_demo.config import TrainConfig, field_meta
 
 from helpers import REPO, drawn, hostile_files, png_data_url
 
+PAD_KEY = "canvas_pad"  # mlp_demo.ui.pad.PAD_KEY: that module imports only inside a Streamlit runtime
+STROKE = {"objects": [{"type": "path"}]}  # the pad's drawing as fabric.js describes it
+
 APP = str(REPO / "app.py")
 
 
@@ -65,14 +68,14 @@ def draw_on_pad(at, monkeypatch, data_url):
     """AppTest cannot draw: replace the canvas with one that returns the given PNG data URL."""
     class Result:
         _image_data_url = data_url
+        json_data = STROKE
     monkeypatch.setattr(sys.modules["mlp_demo.ui.pad"], "st_canvas", lambda **kwargs: Result())
     at.run()
 
 
 def inject_drawing(at, data_url):
     """The drawing through session state: the canvas widget's value, as its frontend sends it."""
-    version = at.session_state["session"].pad_version
-    at.session_state[f"canvas_{version}"] = {"drawing": {"raw": None, "data": data_url},
+    at.session_state[PAD_KEY] = {"drawing": {"raw": STROKE, "data": data_url},
                                              "backgroundFit": None}
     at.run()
 
@@ -343,7 +346,7 @@ def test_session_state_holds_the_session_and_widget_keys_only(app, monkeypatch):
     inject_drawing(app, png_data_url(drawn("1")))
     app.button(key="label_1").click().run()
     keys = set(app.session_state) - {"session"}
-    widgets = widget_keys(app) | {f"canvas_{app.session_state['session'].pad_version}"}
+    widgets = widget_keys(app) | {PAD_KEY, "clear_pad"}
     assert keys <= widgets, keys - widgets
     assert type(app.session_state["session"]).__name__ == "Session"
 
@@ -407,3 +410,28 @@ def test_a_database_of_another_version_stops_the_page_with_both_versions(monkeyp
     assert any("schema version 0" in e.value and f"version {db.SCHEMA_VERSION}" in e.value
                for e in at.error)
     assert not any(b.label == "Train" for b in at.button)  # stopped before the page's sections
+
+
+def test_a_lesson_holds_against_a_forged_link_and_forged_widget_state(app):
+    from mlp_demo.lessons import read_lesson
+    from mlp_demo.limits import Limits
+    button(app, "Start a class").click().run()
+    teacher = app.session_state["session"]
+    (code, key), = teacher.teacher_keys.items()
+    teacher.classes.set_lesson(code, key, read_lesson({"lr": "0.01"}, ["optimizer"], Limits()))
+    student = AppTest.from_file(APP, default_timeout=60)
+    student.query_params.update({"class": code, "lr": "0.1", "optimizer": "sgd"})  # a forged link
+    student.run()
+    student.text_input(key="class_name").input("Ana")
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert widget(student, "lr").disabled and widget(student, "lr").value == 0.01
+    assert not any(w.key == "hp_optimizer" for w in student.sidebar.selectbox)
+    assert any("lesson: the learning rate locked at 0.01" in i.value for i in student.sidebar.info)
+    set_tiny_run(student)
+    student.session_state["hp_lr"] = 0.1  # forged widget state, as a hostile browser sends it
+    student.session_state["hp_optimizer"] = "sgd"
+    button(student, "Train").click().run()
+    wait_until_done(student)
+    assert not student.exception
+    settings = student.session_state["session"].history.latest.settings
+    assert settings["lr"] == 0.01 and settings["optimizer"] == "adam"

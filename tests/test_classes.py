@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from mlp_demo import db
 from mlp_demo.classes import (
@@ -22,6 +22,7 @@ from mlp_demo.classes import (
     normalise_code,
 )
 from mlp_demo.config import TrainConfig
+from mlp_demo.lessons import read_lesson
 from mlp_demo.limits import Limits
 
 SETTINGS = TrainConfig().to_dict()
@@ -256,3 +257,123 @@ def test_a_database_that_went_away_is_a_message(tmp_path):
         classes.board(new.code)
     with pytest.raises(db.DatabaseError, match="cannot be used"):
         db.connect("postgresql+psycopg://nobody@127.0.0.1:9/none")
+
+
+# -- the class's handwriting (issue 18)
+def drawings(n: int, first_label: int = 0) -> tuple[list[bytes], list[int]]:
+    images = [bytes([(i * 37 + j) % 256 for j in range(784)]) for i in range(n)]
+    return images, [(first_label + i) % 10 for i in range(n)]
+
+
+def test_handwriting_limits_and_withdrawal(database_url):
+    engine = db.connect(database_url)
+    classes = Classes(engine, Limits(class_handwriting_per_student=5, class_handwriting_max=8))
+    new = classes.create()
+    classes.join(new.code, "a", "Ana")
+    classes.join(new.code, "b", "Ben")
+    with pytest.raises(ClassError, match="join the class first"):
+        classes.contribute(new.code, "stranger", *drawings(1))
+    assert classes.contribute(new.code, "a", *drawings(3)) == 3
+    with pytest.raises(ClassError, match="2 more fit"):
+        classes.contribute(new.code, "a", *drawings(3))
+    assert classes.contribute(new.code, "a", *drawings(2)) == 5
+    with pytest.raises(ClassError, match="holds 5 drawings, and at most 8"):
+        classes.contribute(new.code, "b", *drawings(4))
+    assert classes.contribute(new.code, "b", *drawings(3, first_label=7)) == 3
+    assert classes.handwriting_counts(new.code, "a") == (5, 8)
+    found = classes.handwriting_set(new.code)
+    assert len(found) == 8 and len(found.images) == 8 * 784 and sorted(found.labels) == found.labels
+    assert classes.board(new.code).handwriting_n == 8
+    assert classes.withdraw_handwriting(new.code, "a") == 5
+    assert classes.handwriting_counts(new.code, "a") == (0, 3)
+    assert classes.handwriting_counts(new.code, "b") == (3, 3)
+    assert sorted(classes.handwriting_set(new.code).labels) == [7, 8, 9]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("images, labels", [
+    ([b"\x00" * 783], [1]),  # not 28x28
+    ([b"\x00" * 784], [10]),  # not a digit
+    ([b"\x00" * 784], [True]),
+    (["not bytes" * 87 + "x"], [1]),
+    ([b"\x00" * 784, b"\x00" * 784], [1]),  # a label short
+])
+def test_a_forged_drawing_is_refused_before_the_database(classes, images, labels):
+    new = classes.create()
+    classes.join(new.code, "a", "Ana")
+    with pytest.raises(ClassError):
+        classes.contribute(new.code, "a", images, labels)
+    assert len(classes.handwriting_set(new.code)) == 0
+
+
+def test_a_closed_class_leaves_no_drawings_behind(classes):
+    new, other = classes.create(), classes.create()
+    for code in (new.code, other.code):
+        classes.join(code, "a", "Ana")
+        classes.contribute(code, "a", *drawings(4))
+    with pytest.raises(ClassError):
+        classes.clear_handwriting(new.code, "a guess")
+    classes.clear_handwriting(other.code, other.teacher_key)
+    assert len(classes.handwriting_set(other.code)) == 0
+    classes.close(new.code, new.teacher_key)
+    with classes.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(db.handwriting)).scalar() == 0
+
+
+def test_a_scored_entry_keeps_its_score_and_the_set_size(classes):
+    new = classes.create()
+    classes.join(new.code, "a", "Ana")
+    before = classes.post(new.code, "a", **run())
+    classes.post(new.code, "a", **run(), handwriting_acc=0.8, handwriting_n=10)
+    entries = classes.board(new.code).entries
+    assert [(e.id, e.handwriting_acc, e.handwriting_n) for e in entries] == [
+        (before, None, None), (before + 1, 0.8, 10)]
+    assert entries[0].to_json()["class_handwriting_accuracy"] is None
+    assert entries[1].to_json()["class_handwriting_n"] == 10
+    rows = list(csv.DictReader(io.StringIO(classes.to_csv(new.code, new.teacher_key))))
+    assert rows[1]["class_handwriting_accuracy"] == "0.8"
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
+    engine = db.connect(database_url)
+    classes = Classes(engine, Limits())
+    new = classes.create()
+    classes.join(new.code, "a", "Ana")
+    classes.post(new.code, "a", **run(acc=0.93))
+    with engine.begin() as conn:  # back to what version 1 made
+        conn.exec_driver_sql("ALTER TABLE entries DROP COLUMN handwriting_acc")
+        conn.exec_driver_sql("ALTER TABLE entries DROP COLUMN handwriting_n")
+        conn.execute(update(db.meta).where(db.meta.c.key == "schema_version").values(value="1"))
+    engine.dispose()
+    engine = db.connect(database_url)
+    classes = Classes(engine, Limits())
+    classes.post(new.code, "a", **run(acc=0.94), handwriting_acc=0.5, handwriting_n=2)
+    assert [(e.test_acc, e.handwriting_acc) for e in classes.board(new.code).entries] == [
+        (0.93, None), (0.94, 0.5)]
+    with engine.connect() as conn:
+        assert conn.execute(select(db.meta.c.value).where(db.meta.c.key == "schema_version")
+                            ).scalar() == str(db.SCHEMA_VERSION)
+    engine.dispose()
+
+
+# -- lessons
+def test_a_lesson_is_stored_with_the_class_and_read_strictly(classes):
+    new = classes.create()
+    lesson = read_lesson({"lr": "0.01", "hidden": "256-64"}, ["optimizer"], Limits())
+    with pytest.raises(ClassError):
+        classes.set_lesson(new.code, "a guess", lesson)
+    classes.set_lesson(new.code, new.teacher_key, lesson)
+    stored, defaults = classes.lesson(new.code)
+    assert stored == lesson and classes.board(new.code).lesson == lesson
+    assert stored.fixed(defaults) == {"lr": 0.01, "hidden": (256, 64),
+                                      "optimizer": defaults["optimizer"]}
+    assert "join" not in new.join_path.replace("?class=", "") and new.join_path == f"?class={new.code}"
+    for lock, hide, message in [({"lr": "lots"}, [], "lr="), ({"nonsense": "1"}, [], "not a setting"),
+                                ({}, ["device"], "not a setting"), ({"lr": "-1"}, [], "lr=")]:
+        with pytest.raises(ValueError, match=message):
+            read_lesson(lock, hide, Limits())
+    config = TrainConfig.from_dict(defaults)
+    assert "locks the learning rate at 0.01" in stored.refusal(config.replace(hidden=(256, 64)), defaults)
+    assert stored.refusal(config.replace(lr=0.01, hidden=(256, 64)), defaults) is None
+    assert "hides the optimizer" in stored.refusal(
+        config.replace(lr=0.01, hidden=(256, 64), optimizer="sgd"), defaults)

@@ -82,12 +82,14 @@ def test_unvalidated_figures_pass_plotly_validation():
 def test_board_figures_pass_plotly_validation_and_escape_names():
     import plotly.graph_objects as go
 
-    from mlp_demo.plots import board_curves, board_scatter
+    from mlp_demo.plots import board_accuracies, board_curves, board_scatter
     points = [{"x": 0.001, "y": 0.97, "colour": "adam", "label": "<b>Bo</b>"},
               {"x": 0.01, "y": 0.95, "colour": "sgd", "label": "Ada"}]
     scatter = board_scatter(points, "lr", "optimizer", log_x=True)
     curves = board_curves([("<i>x</i>", [[1, 0.9], [2, 0.95]]), ("Ada", [[1, 0.8]])])
-    for fig in (scatter, curves):
+    accuracies = board_accuracies([{"x": 0.97, "y": 0.81, "label": "<b>Bo</b>", "n": 10}])
+    assert "<b>" not in str(accuracies.to_dict()) and accuracies.data[1].y == (0.81,)
+    for fig in (scatter, curves, accuracies):
         checked = go.Figure(fig.to_dict())  # built unvalidated: Plotly must accept it all the same
         assert checked.to_dict()["data"] == fig.to_dict()["data"]
     assert scatter.layout.xaxis.type == "log" and len(scatter.data) == 2

@@ -321,3 +321,72 @@ def test_a_database_that_went_away_costs_no_run_and_the_run_is_posted_later(sess
     session.classes = classroom  # it is back
     assert session.post_finished_runs() == ["Run 1 is on the class board."]
     assert len(classroom.board(new.code).entries) == 1
+
+
+@pytest.fixture
+def class_db(database_url, limits):
+    """Classes in SQLite and in PostgreSQL (database_url runs each test against both)."""
+    from mlp_demo import db
+    from mlp_demo.classes import Classes
+    engine = db.connect(database_url)
+    yield Classes(engine, limits)
+    engine.dispose()
+
+
+def test_runs_are_scored_on_the_class_handwriting_as_it_is_when_they_end(session, class_db):
+    from mlp_demo.insight import predict_all
+    session.classes = class_db
+    new = session.start_class()
+    session.join(new.code, "Ana")
+    with pytest.raises(SessionError, match="label some drawings first"):
+        session.contribute()
+    session.train(TINY)
+    wait_until_ended(session)
+    session.post_finished_runs()  # the set is empty: no score
+    def label_five(me, narrow):
+        for i in range(5):  # each of another shape: Your examples refuse a repeat
+            shape, box = "07"[i % 2], (60 + 10 * i + narrow, 40, 200 - 5 * i, 240 - 12 * i)
+            me.add_example(preprocess(drawn(shape, box=box)), int(shape))
+
+    label_five(session, 0)
+    assert "Added 5 drawings" in session.contribute()
+    with pytest.raises(SessionError, match="label some drawings first"):
+        session.contribute()  # each drawing once
+    other = Session("visitor-b", session.queue, session.store, session.limits, session.load_mnist,
+                    class_db)
+    other.join(new.code, "Ben")
+    label_five(other, 25)
+    other.contribute()
+    session.train(TINY.replace(seed=1))
+    wait_until_ended(session)
+    said = session.post_finished_runs()
+    assert said[0].startswith("Run 2 is on the class board. It read ") and "10 drawings" in said[0]
+    first, second = class_db.board(new.code).entries
+    assert (first.handwriting_acc, first.handwriting_n) == (None, None)
+    found = class_db.handwriting_set(new.code)
+    images = torch.frombuffer(bytearray(found.images), dtype=torch.uint8).view(-1, 28, 28)
+    expected = (predict_all(session.history.latest.model(), images).argmax(1)
+                == torch.tensor(found.labels)).float().mean().item()
+    assert second.handwriting_n == 10 and second.handwriting_acc == pytest.approx(expected)
+    assert "Took your 5 drawings out" in session.withdraw_handwriting()
+    assert class_db.handwriting_counts(new.code, "visitor-b") == (5, 5)
+    assert class_db.board(new.code).entries[1].handwriting_n == 10  # scored on the set as it was
+
+
+def test_a_lesson_refuses_a_forged_config(session, class_db):
+    from mlp_demo.lessons import read_lesson
+    session.classes = class_db
+    new = class_db.create()
+    session.join(new.code, "Ana")
+    class_db.set_lesson(new.code, new.teacher_key,
+                        read_lesson({"lr": "0.01"}, ["optimizer"], session.limits))
+    with pytest.raises(SessionError, match="locks the learning rate at 0.01.*this run has 0.003"):
+        session.train(TINY.replace(lr=0.003))  # as a forged widget or link would send it
+    with pytest.raises(SessionError, match="hides the optimizer at adam.*this run has sgd"):
+        session.train(TINY.replace(lr=0.01, optimizer="sgd"))
+    assert session.history.runs == []
+    session.train(TINY.replace(lr=0.01))  # within the lesson
+    wait_until_ended(session)
+    session.leave()
+    session.train(TINY.replace(lr=0.003))  # out of the class, no lesson
+    wait_until_ended(session)

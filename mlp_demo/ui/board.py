@@ -4,8 +4,10 @@ the session (from the teacher link), the teacher's controls follow the board."""
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 
+import numpy as np
 import streamlit as st
 
 from mlp_demo.classes import (
@@ -19,14 +21,16 @@ from mlp_demo.classes import (
     setting_value,
 )
 from mlp_demo.config import TrainConfig
+from mlp_demo.lessons import LESSON_SETTINGS, Lesson, as_text, label, read_lesson
 from mlp_demo.links import to_query
-from mlp_demo.plots import board_curves, board_scatter
+from mlp_demo.plots import board_accuracies, board_curves, board_scatter, contact_sheet
 from mlp_demo.session import Session
 
 from . import server
 from .server import show_message, user_action
 
 REFRESH_S = 3.0
+HANDWRITING_REFRESH_S = 10.0  # the teacher's contact sheet: an image of up to 2,000 drawings
 # Static CSS, no visitor data: a projector needs type readable from the back of the hall.
 BIG_TYPE = """<style>
 .stMainBlockContainer { max-width: 1600px; }
@@ -46,6 +50,10 @@ def board_page() -> None:
     if me.classes is None:
         st.error("The class board's database does not answer; this page tries again by itself.")
     st.fragment(run_every=REFRESH_S)(board_view)(me, code[:40])
+    key = me.teacher_key(code[:40])
+    if me.classes is not None and key is not None:
+        st.fragment(lesson_editor)(me, code[:40], key)  # never refreshed: that would close its lists
+        st.fragment(run_every=HANDWRITING_REFRESH_S)(handwriting_sheet)(me, code[:40], key)
     st.link_button("Back to the app", "./")
 
 
@@ -58,19 +66,20 @@ def board_view(me: Session, code: str) -> None:
     except ClassError as e:
         st.info(str(e))
         return
-    shown = Board(board.code, board.students, board.locked, board.defaults,
-                  [e for e in board.entries if not e.hidden])
+    shown = dataclasses.replace(board, entries=[e for e in board.entries if not e.hidden])
     counts(shown)
     if not shown.entries:
         st.caption("No runs yet: they appear here as students finish them.")
     else:
         scatter(shown)
+        handwriting_scatter(shown)
         left, right = st.columns(2, gap="large")
         with left.container(key="board_leaders"):
             st.subheader("Leaderboard")
             st.dataframe(leaderboard_rows(shown), hide_index=True,
                          column_config={c: st.column_config.NumberColumn(format="percent")
-                                        for c in ("test accuracy", "validation accuracy")})
+                                        for c in ("test accuracy", "class handwriting",
+                                                  "validation accuracy")})
         with right.container(key="board_groups"):
             st.subheader("What each group changed from Default")
             st.dataframe(group_rows(shown), hide_index=True,
@@ -87,11 +96,16 @@ def board_view(me: Session, code: str) -> None:
 
 
 def counts(board: Board) -> None:
-    students, runs, state = st.columns(3)
+    students, runs, drawings, state = st.columns(4)
     students.metric("Students joined", board.students)
     runs.metric("Runs in", len(board.entries))
+    drawings.metric("Class handwriting", board.handwriting_n,
+                    help="Drawings the students gave: every run is scored on them as it ends.")
     state.metric("Class", board.code)
-    st.caption(f"{len(board.entries)} runs in · {board.students} students · join at ?class={board.code}")
+    st.caption(f"{len(board.entries)} runs in · {board.students} students · "
+               f"{board.handwriting_n} drawings in the class's handwriting · join at ?class={board.code}")
+    if board.lesson:
+        st.info(f"Lesson: {board.lesson.describe()}.", icon=":material/school:")
     if board.locked:
         st.warning("The teacher has locked the class: it takes no new runs.")
 
@@ -112,10 +126,27 @@ def scatter(board: Board) -> None:
                     config={"displayModeBar": False}, theme=None)  # its own large type
 
 
+def handwriting_scatter(board: Board) -> None:
+    """MNIST's test accuracy against the class's handwriting: does a run that reads MNIST well
+    read this room's writing as well?"""
+    points = [{"x": e.test_acc, "y": e.handwriting_acc, "label": f"{e.name} (#{e.id})",
+               "n": e.handwriting_n} for e in board.entries
+              if e.test_acc is not None and e.handwriting_acc is not None]
+    if not points:
+        st.caption("Class handwriting: no run has been scored on it yet (students add their "
+                   "labelled drawings under Your examples in the app).")
+        return
+    st.subheader("MNIST against the class's handwriting")
+    st.plotly_chart(board_accuracies(points), key="board_handwriting",
+                    config={"displayModeBar": False}, theme=None)
+
+
 def leaderboard_rows(board: Board) -> list[dict]:
     changed = {e.id: ", ".join(change) or "nothing (Default)"
                for change, members in groups(board).items() for e in members}
-    return [{"#": rank, "name": e.name, "test accuracy": e.test_acc, "validation accuracy": e.val_acc,
+    return [{"#": rank, "name": e.name, "test accuracy": e.test_acc,
+             "class handwriting": e.handwriting_acc, "drawings": e.handwriting_n,
+             "validation accuracy": e.val_acc,
              "seconds": round(e.seconds, 1), "changed": changed[e.id], "status": e.status,
              "run": e.id}
             for rank, e in enumerate(leaderboard(board), start=1)]
@@ -209,6 +240,77 @@ def teacher_controls(me: Session, board: Board, key: str) -> None:
                   args=(board.code, key))
         st.button("Close the class", disabled=not confirm, on_click=close_class,
                   args=(board.code, key))
+
+
+@user_action("lesson")
+def save_lesson(me: Session, code: str, key: str) -> None:
+    locked = st.session_state.get("lesson_lock") or []
+    lesson = read_lesson({name: st.session_state.get(f"lesson_value_{name}", "") for name in locked},
+                         st.session_state.get("lesson_hide") or [], server.limits())
+    me.classes.set_lesson(code, key, lesson)
+    me.say("lesson", "success", f"Saved: {lesson.describe() or 'the class may change everything'}."
+           " Students' sidebars follow at their next click.")
+
+
+@user_action("handwriting")
+def clear_handwriting(me: Session, code: str, key: str) -> None:
+    me.classes.clear_handwriting(code, key)
+    me.say("handwriting", "success", "The class's handwriting is cleared.")
+
+
+def lesson_editor(me: Session, code: str, key: str) -> None:
+    """The teacher's lesson: settings locked or hidden for every student."""
+    try:
+        lesson, defaults = me.classes.lesson(code)
+    except ClassError:
+        return
+    show_message(me, "lesson")
+    with st.expander("Lesson: what the class may change", expanded=bool(lesson)):
+        st.caption("Lock settings at a value (students see them, disabled) and hide others "
+                   "(students do not see them; they keep the class's Default). A run that differs "
+                   "is refused. Values as in a settings link: 0.001, 128-64, true.")
+        lesson_form(lesson, defaults)
+        st.button("Save the lesson", on_click=save_lesson, args=(code, key))
+
+
+def handwriting_sheet(me: Session, code: str, key: str) -> None:
+    """The class's handwriting as a contact sheet, for the teacher only."""
+    try:
+        found = me.classes.handwriting_set(code)
+    except ClassError:
+        return
+    show_message(me, "handwriting")
+    with st.expander("The class's handwriting", expanded=False):
+        st.caption(f"{len(found)} drawings the students gave; every run on the board is scored "
+                   "on them as it ends.")
+        if len(found):
+            images = np.frombuffer(found.images, np.uint8).reshape(-1, 28, 28)
+            per_digit = np.bincount(found.labels, minlength=10)
+            st.image(contact_sheet(list(images / 255.0), [str(y) for y in found.labels], columns=25),
+                     output_format="PNG",
+                     caption=f"{len(found)} drawings · " + " · ".join(
+                         f"{d}: {n}" for d, n in enumerate(per_digit)))
+        else:
+            st.caption("None yet: students add their labelled drawings under Your examples in the app.")
+        confirm = st.checkbox("I mean it", key="handwriting_confirm")
+        st.button("Clear the class's handwriting", disabled=not (confirm and len(found)),
+                  on_click=clear_handwriting, args=(code, key))
+
+
+def lesson_form(lesson: Lesson, defaults: dict) -> None:
+    st.session_state.setdefault("lesson_lock", list(lesson.lock))
+    st.session_state.setdefault("lesson_hide", list(lesson.hide))
+    locked = st.multiselect("Lock", LESSON_SETTINGS, key="lesson_lock", format_func=setting_name)
+    for name in locked:
+        st.session_state.setdefault(f"lesson_value_{name}",
+                                    as_text(name, lesson.lock.get(name, defaults.get(name))))
+        st.text_input(f"{setting_name(name).capitalize()} locked at", key=f"lesson_value_{name}",
+                      max_chars=100)
+    st.multiselect("Hide", LESSON_SETTINGS, key="lesson_hide", format_func=setting_name)
+
+
+def setting_name(name: str) -> str:
+    return label(name).removeprefix("the ")
 
 
 def _show(value) -> str:

@@ -8,7 +8,7 @@ import io
 import segno
 import streamlit as st
 
-from mlp_demo.classes import MAX_NAME, NewClass
+from mlp_demo.classes import MAX_NAME, ClassError, NewClass
 from mlp_demo.session import Session
 
 from .server import show_message, user_action
@@ -32,6 +32,11 @@ def leave(me: Session) -> None:
 def withdraw(me: Session) -> None:
     me.withdraw(st.session_state.get("class_withdraw"))
     me.say("class", "success", "Taken off the board.")
+
+
+@user_action("class", "Not taken out: ")
+def withdraw_handwriting(me: Session) -> None:
+    me.say("class", "success", me.withdraw_handwriting())
 
 
 @user_action("teacher", "No class started: ")
@@ -86,8 +91,23 @@ def membership(me: Session) -> None:
             st.button("Withdraw", on_click=withdraw)
     else:
         st.caption("Finish (or stop) a run: it goes on the board by itself.")
+    handwriting(me)
     st.button("Leave the class", on_click=leave,
               help="Runs you finish from now on stay off the board; those on it stay.")
+
+
+def handwriting(me: Session) -> None:
+    """Giving Your examples to the class's handwriting set: the student's choice, each time."""
+    try:
+        mine, total = me.classes.handwriting_counts(me.membership.code, me.visitor)
+    except ClassError:
+        return
+    st.markdown("**The class's handwriting**")
+    st.caption(f"{total} drawings from the class so far, {mine} of them yours. Every run on the "
+               "board is scored on them beside MNIST: how well it reads this room's writing. "
+               "Add yours under Your examples (label drawings under the prediction first). Only "
+               "the teacher sees the drawings; your name is not shown with them.")
+    st.button("Take mine out", disabled=not mine, on_click=withdraw_handwriting)
 
 
 def teacher_panel(me: Session) -> None:

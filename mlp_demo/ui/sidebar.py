@@ -1,12 +1,14 @@
 """The sidebar: every hyperparameter, its range taken from TrainConfig's metadata (the one
 source of truth) and narrowed by the server's limits, and the query string that mirrors it
-(a shared link's settings are applied on a session's first run). Values live in the widgets."""
+(a shared link's settings are applied on a session's first run). Values live in the widgets,
+except those a class's lesson fixes: put back on every run, shown disabled or not at all."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta, field_names
+from mlp_demo.lessons import Lesson
 from mlp_demo.limits import Limits
 from mlp_demo.links import options, parse_query, to_query
 from mlp_demo.session import Session
@@ -21,7 +23,11 @@ def hp(name: str) -> str:
 
 def apply_config(config: TrainConfig) -> None:
     """Put a config's values into the sidebar widgets (a preset, or Reset)."""
-    for name, value in config.to_dict().items():
+    apply_values(config.to_dict())
+
+
+def apply_values(values: dict) -> None:
+    for name, value in values.items():
         if name == "hidden":
             st.session_state[hp("layers")] = len(value)
             for i, width in enumerate(value):
@@ -39,7 +45,15 @@ def reset() -> None:
     apply_config(PRESETS["default"])
 
 
-def widget(kind, name: str, label: str, extra_help: str = "", **kwargs):
+LOCKED = "Locked by your class's lesson."
+
+
+def widget(kind, name: str, label: str, extra_help: str = "", lesson: Lesson = Lesson(), **kwargs):
+    """A setting's widget; one the lesson hides is not drawn, one it locks is disabled."""
+    if name in lesson.hide:
+        return None
+    if name in lesson.lock:
+        kwargs["disabled"], extra_help = True, f"{extra_help} {LOCKED}".strip()
     help_text = field_meta(name)["help"] + (f" {extra_help}" if extra_help else "")
     return kind(label, key=hp(name), help=help_text, **kwargs)
 
@@ -48,6 +62,14 @@ def slider(name: str, label: str, step, extra_help: str = "", **kwargs):
     meta = field_meta(name)
     return widget(st.slider, name, label, extra_help, min_value=meta["low"],
                   max_value=meta["high"], step=step, **kwargs)
+
+
+def apply_lesson(me: Session) -> Lesson:
+    """Put what the class's lesson fixes into the widgets' state, before they are drawn: on
+    every run, so neither a preset, a link nor a forged widget value moves it."""
+    lesson, defaults = me.lesson()
+    apply_values(lesson.fixed(defaults))
+    return lesson
 
 
 def sidebar(me: Session, limits: Limits, device_choices: list[str]) -> None:
@@ -59,44 +81,57 @@ def sidebar(me: Session, limits: Limits, device_choices: list[str]) -> None:
     for key, value in me.link.settings.items():
         if key not in st.session_state:
             st.session_state[key] = value
+    lesson = apply_lesson(me)
     bar, server = st.sidebar, limits.help()
+    if lesson:
+        bar.info(f"Your class's lesson: {lesson.describe()}.", icon=":material/school:")
     bar.selectbox("Preset", list(PRESETS), key="preset", on_change=on_preset,
                   format_func=PRESET_LABELS.get, help="Starting points; change anything after.")
     bar.button("Reset to defaults", on_click=reset)
 
     with bar.expander("Model", expanded=True):
-        layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key=hp("layers"),
-                           help=f"How many hidden layers; 0 gives a linear classifier. {server}")
-        for i in range(layers):
-            st.session_state.setdefault(hp(f"width_{i}"), 128)
-            st.select_slider(f"Neurons in layer {i + 1}", options("width", limits),
-                             key=hp(f"width_{i}"), help=f"{field_meta('hidden')['help']} {server}")
-        widget(st.selectbox, "activation", "Activation", options=field_meta("activation")["choices"])
-        slider("dropout", "Dropout", 0.05)
+        if "hidden" not in lesson.hide:
+            layer_sliders(limits, server, locked="hidden" in lesson.lock)
+        widget(st.selectbox, "activation", "Activation", options=field_meta("activation")["choices"],
+               lesson=lesson)
+        slider("dropout", "Dropout", 0.05, lesson=lesson)
     with bar.expander("Data", expanded=True):
-        widget(st.toggle, "augment", "Augmentation")
+        widget(st.toggle, "augment", "Augmentation", lesson=lesson)
         meta = field_meta("val_size")
         widget(st.number_input, "val_size", "Validation images", min_value=meta["low"],
-               max_value=meta["high"], step=1000)
+               max_value=meta["high"], step=1000, lesson=lesson)
     with bar.expander("Optimization", expanded=True):
-        widget(st.selectbox, "optimizer", "Optimizer", options=field_meta("optimizer")["choices"])
+        widget(st.selectbox, "optimizer", "Optimizer", options=field_meta("optimizer")["choices"],
+               lesson=lesson)
         widget(st.select_slider, "lr", "Learning rate (log scale)", options=options("lr", limits),
-               format_func=lambda v: f"{v:g}")
-        slider("momentum", "Momentum", 0.001, format="%.3f")
-        widget(st.toggle, "nesterov", "Nesterov (SGD)")
+               format_func=lambda v: f"{v:g}", lesson=lesson)
+        slider("momentum", "Momentum", 0.001, format="%.3f", lesson=lesson)
+        widget(st.toggle, "nesterov", "Nesterov (SGD)", lesson=lesson)
         widget(st.select_slider, "weight_decay", "Weight decay",
-               options=options("weight_decay", limits), format_func=lambda v: f"{v:g}")
+               options=options("weight_decay", limits), format_func=lambda v: f"{v:g}", lesson=lesson)
         widget(st.select_slider, "batch_size", "Batch size", server,
-               options=options("batch_size", limits))
-        slider("epochs", "Epochs", 1, server)
-        widget(st.selectbox, "scheduler", "LR scheduler", options=field_meta("scheduler")["choices"])
-        slider("label_smoothing", "Label smoothing", 0.05)
+               options=options("batch_size", limits), lesson=lesson)
+        slider("epochs", "Epochs", 1, server, lesson=lesson)
+        widget(st.selectbox, "scheduler", "LR scheduler", options=field_meta("scheduler")["choices"],
+               lesson=lesson)
+        slider("label_smoothing", "Label smoothing", 0.05, lesson=lesson)
         meta = field_meta("seed")
-        widget(st.number_input, "seed", "Seed", min_value=meta["low"], max_value=meta["high"], step=1)
+        widget(st.number_input, "seed", "Seed", min_value=meta["low"], max_value=meta["high"], step=1,
+               lesson=lesson)
     with bar.expander("Device", expanded=True):
         widget(st.radio, "device", "Train on", options=device_choices, horizontal=True)
     me.link.settings = {k: st.session_state[k] for k in list(st.session_state.keys())
                         if k.startswith("hp_")}
+
+
+def layer_sliders(limits: Limits, server: str, locked: bool) -> None:
+    note = f" {LOCKED}" if locked else ""
+    layers = st.slider("Hidden layers", 0, MAX_HIDDEN_LAYERS, key=hp("layers"), disabled=locked,
+                       help=f"How many hidden layers; 0 gives a linear classifier. {server}{note}")
+    for i in range(layers):
+        st.session_state.setdefault(hp(f"width_{i}"), 128)
+        st.select_slider(f"Neurons in layer {i + 1}", options("width", limits), key=hp(f"width_{i}"),
+                         disabled=locked, help=f"{field_meta('hidden')['help']} {server}{note}")
 
 
 def config_from_state() -> TrainConfig:

@@ -54,6 +54,11 @@ def add_upload(me: Session) -> None:
         me.say("examples", "success", me.add_examples_zip(upload.getvalue(), upload.name))
 
 
+@user_action("examples", "Not added: ")
+def contribute(me: Session) -> None:
+    me.say("examples", "success", me.contribute())
+
+
 @user_action("examples", "Not started: ")
 def start_teaching(me: Session) -> None:
     for note in me.teach():
@@ -84,10 +89,22 @@ def teach_section(me: Session) -> None:
                            placeholder="choose examples to remove")
             st.button("Remove", on_click=remove_examples)
             st.button("Clear all", on_click=clear_examples)
+        class_handwriting(me)
     else:
         st.caption("None yet: draw a digit and press its button under the prediction.")
     teaching_controls(me)
     show_teaching_result(me.latest_teaching())
+
+
+def class_handwriting(me: Session) -> None:
+    """In a class: give Your examples to its handwriting set, the student's choice each time."""
+    if me.membership is None:
+        return
+    new = len(me.not_contributed())
+    st.button(f"Add {new} to the class's handwriting" if new else "All in the class's handwriting",
+              icon=":material/groups:", disabled=not new, on_click=contribute,
+              help="Every run on the class board is then scored on the class's drawings too. "
+                   "Only the teacher sees them; take yours out under Class.")
 
 
 def teaching_controls(me: Session) -> None:
