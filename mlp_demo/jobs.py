@@ -23,7 +23,7 @@ from typing import Protocol
 import torch
 
 from .config import TrainConfig
-from .data import TRAIN_IMAGES, MnistSplits
+from .data import TRAIN_IMAGES, MnistSplits, split_mnist
 from .model import MLP
 from .teach import TeachConfig, accuracy, predictions, teach
 from .train import Diverged, Trainer
@@ -346,6 +346,22 @@ class TeachingJob(TrainingJob):
                 self.message = (f"stopped at the server's limit of {self.max_seconds:g} s per run "
                                 "(MLP_DEMO_MAX_RUN_SECONDS); the weights taught so far are kept")
             self.stop_requested.set()
+
+
+class LocalJobs:
+    """Makes the jobs a Session submits: in this process, in threads (cluster.RayJobs makes
+    them on a Ray cluster instead). raw is MNIST as loaded: (train_x, train_y, test_x, test_y)."""
+
+    def training(self, config: TrainConfig, raw: tuple, visitor: str,
+                 max_seconds: float | None) -> TrainingJob:
+        return TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed),
+                           visitor=visitor, max_seconds=max_seconds, n_train=len(raw[0]) - config.val_size)
+
+    def teaching(self, model: MLP, images: torch.Tensor, labels: torch.Tensor, raw: tuple,
+                 visitor: str, max_seconds: float | None, teach_config: TeachConfig) -> TeachingJob:
+        data = MnistSplits.without_validation(*raw)
+        return TeachingJob(model, images, labels, lambda: data, visitor=visitor,
+                           max_seconds=max_seconds, teach_config=teach_config)
 
 
 def _share_right(predicted: list[int], labels: list[int]) -> float:

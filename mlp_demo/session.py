@@ -16,13 +16,21 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, CheckpointInfo
-from .classes import DATABASE_DOWN, NO_SUCH_CLASS, ClassError, Classes, NewClass, normalise_code
+from .classes import (
+    DATABASE_DOWN,
+    NO_SUCH_CLASS,
+    ClassError,
+    Classes,
+    HandwritingSet,
+    NewClass,
+    normalise_code,
+)
 from .config import TrainConfig
-from .data import DataMissing, MnistSplits, normalize, split_mnist
+from .data import DataMissing, normalize
 from .drawing import DrawingRefused, predict_steps, read_drawing
 from .examples import read_zip, to_zip
 from .insight import predict_all
-from .jobs import TeachingJob, TrainingJob
+from .jobs import LocalJobs
 from .lessons import Lesson
 from .limits import Busy, Limits, RunQueue
 from .runs import Run, RunHistory, summary
@@ -95,8 +103,10 @@ class Membership:
 
 class Session:
     def __init__(self, visitor: str, queue: RunQueue, store: ModelStore, limits: Limits,
-                 load_mnist: Callable[[], tuple], classes: Classes | None = None):
+                 load_mnist: Callable[[], tuple], classes: Classes | None = None,
+                 jobs: LocalJobs | None = None):
         self.visitor, self.queue, self.store, self.limits = visitor, queue, store, limits
+        self.jobs = jobs or LocalJobs()  # where runs train: this process, or a Ray cluster
         self.classes = classes  # None when the database could not be opened
         self.membership: Membership | None = None
         self.teacher_keys: dict[str, str] = {}  # class code -> its teacher key, for this tab
@@ -163,9 +173,7 @@ class Session:
             if refusal:
                 raise SessionError(refusal[0].upper() + refusal[1:])
         raw = self.mnist(MNIST_MISSING)
-        job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed),
-                          visitor=self.visitor, max_seconds=self.limits.max_run_seconds,
-                          n_train=len(raw[0]) - config.val_size)
+        job = self.jobs.training(config, raw, self.visitor, self.limits.max_run_seconds)
         run, place, dropped = self._submit(job)
         notes = []
         if place:
@@ -190,12 +198,11 @@ class Session:
         if model is None:
             raise SessionError("the chosen model has no weights yet: pick another")
         raw = self.mnist("Teaching mixes in MNIST's images.")
-        data = MnistSplits.without_validation(*raw)
         images = torch.from_numpy(np.stack([e.image for e in self.examples]))
         labels = torch.tensor([e.label for e in self.examples])
         try:
-            job = TeachingJob(model, images, labels, lambda: data, visitor=self.visitor,
-                              max_seconds=self.limits.max_run_seconds, teach_config=config)
+            job = self.jobs.teaching(model, images, labels, raw, self.visitor,
+                                     self.limits.max_run_seconds, config)
         except ValueError as e:
             raise SessionError(str(e)) from None
         run, place, _ = self._submit(job)  # Live: the taught model answers the pad when ready
@@ -503,9 +510,7 @@ class Session:
         model = run.model()
         if not len(found) or model is None:
             return None, None
-        images = torch.frombuffer(bytearray(found.images), dtype=torch.uint8).view(-1, 28, 28)
-        predicted = predict_all(model, images).argmax(1)
-        return (predicted == torch.tensor(found.labels)).float().mean().item(), len(found)
+        return handwriting_accuracy(model, found), len(found)
 
     def _member(self) -> Membership:
         if self.membership is None:
@@ -589,6 +594,13 @@ def board_entry(run: Run) -> dict | None:
                 "val_acc": [[e[at], e["val_acc"]] for e in h["epochs"] if e.get("val_acc") is not None],
                 "test_acc": [[e[at], e["test_acc"]] for e in h["epochs"] if e.get("test_acc") is not None],
                 "loss": [[round(s / per_x, 4), v] for s, v in zip(h["loss_steps"], h["loss"])]}}
+
+
+def handwriting_accuracy(model, found: HandwritingSet) -> float:
+    """The share of a class's handwriting set a model reads right."""
+    images = torch.frombuffer(bytearray(found.images), dtype=torch.uint8).view(-1, 28, 28)
+    predicted = predict_all(model, images).argmax(1)
+    return (predicted == torch.tensor(found.labels)).float().mean().item()
 
 
 def blank_input() -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ import streamlit as st
 from mlp_demo import checkpoints, db
 from mlp_demo.classes import Classes
 from mlp_demo.data import load_mnist, mnist_root
+from mlp_demo.jobs import LocalJobs
 from mlp_demo.limits import Limits, RunQueue, configure_threads
 from mlp_demo.session import Session
 from mlp_demo.store import ModelStore
@@ -35,10 +37,31 @@ def limits() -> Limits:
     return Limits.from_env()
 
 
+def ray_address() -> str | None:
+    """MLP_DEMO_RAY_ADDRESS: runs train on that Ray cluster; unset, in this process's threads."""
+    return os.environ.get("MLP_DEMO_RAY_ADDRESS", "").strip() or None
+
+
 @st.cache_resource(show_spinner=False)
 def run_queue() -> RunQueue:
     configure_threads()
+    if ray_address():
+        from mlp_demo import cluster  # Ray is imported only here
+
+        cluster.connect(ray_address())
+        return cluster.ClusterRunQueue(limits())
     return RunQueue(limits())
+
+
+@st.cache_resource(show_spinner=False)
+def jobs():
+    """What makes the runs: jobs.LocalJobs, or cluster.RayJobs with MLP_DEMO_RAY_ADDRESS."""
+    if ray_address():
+        from mlp_demo import cluster
+
+        run_queue()  # connected
+        return cluster.RayJobs.from_env()
+    return LocalJobs()
 
 
 @st.cache_resource(show_spinner=False)
@@ -84,7 +107,7 @@ def session() -> Session:
     """This browser session's Session, made on its first run."""
     if "session" not in st.session_state:
         st.session_state.session = Session(uuid.uuid4().hex, run_queue(), model_store(), limits(),
-                                           lambda: mnist(mnist_root()), database().get())
+                                           lambda: mnist(mnist_root()), database().get(), jobs())
     me = st.session_state.session
     if me.classes is None:  # the database was down when the tab opened
         me.classes = database().get()
