@@ -7,10 +7,13 @@ WORKDIR /home/user/app
 
 # A CPU Space needs no CUDA: the CPU build of torch is a fraction of the size and installs first,
 # so requirements.txt's torch==2.14.1 is already satisfied by 2.14.1+cpu.
-RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 \
-        --index-url https://download.pytorch.org/whl/cpu
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+# The lecture hall (deploy/docker-compose.yml) builds it with REQUIREMENTS=requirements-cluster.txt
+# (Ray too), and its GPU worker with TORCH_INDEX=https://download.pytorch.org/whl/cu128.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG REQUIREMENTS=requirements.txt
+RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 --index-url ${TORCH_INDEX}
+COPY requirements*.txt ./
+RUN pip install --no-cache-dir -r ${REQUIREMENTS}
 
 COPY --chown=user . .
 USER user

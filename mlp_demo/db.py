@@ -108,6 +108,14 @@ handwriting = Table(  # the class's own digits, a second test set (classes.py)
 )
 
 
+models = Table(  # who saved each model in the shared models folder (records.py)
+    "models", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),  # the visitor id
+    Column("saved_at", Float, nullable=False),
+)
+
+
 class DatabaseError(RuntimeError):
     """The database cannot be used; the message says why and what to do."""
 

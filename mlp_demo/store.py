@@ -4,7 +4,8 @@ Every saved or uploaded model is listed for everyone (a class shares them) and b
 the visitor (browser session) that made it: nobody else can overwrite or delete it, and the
 shipped model belongs to no one. Quotas bound files and bytes per visitor and for the whole
 store; when the store is full, the oldest models of visitors who have left make room first.
-Ownership lives in memory: after a restart every model is read-only and evictable.
+Owners live in the database when the server has one (records.ModelOwners: shared by every
+app process on it, kept across restarts), else in this process's memory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,11 @@ class Listing:
 class ModelStore:
     def __init__(self, folder: str | Path, limits: Limits,
                  is_present: Callable[[str], bool] = lambda visitor: True,
-                 shipped: Path = DEFAULT_CHECKPOINT):
+                 shipped: Path = DEFAULT_CHECKPOINT, owners: MutableMapping | None = None):
         self.folder, self.limits, self.is_present = Path(folder), limits, is_present
         self.shipped = shipped
         self.lock = threading.Lock()
-        self.owners: dict[str, str] = {}  # model name -> visitor
+        self.owners = {} if owners is None else owners  # model name -> visitor
         self._headers: dict[str, tuple] = {}  # file path -> ((mtime_ns, size), info or error)
         self._listed: tuple = (None, None)  # (folder version, Listing)
         self._models: OrderedDict = OrderedDict()  # (path, mtime_ns, size) -> read-only MLP
@@ -159,23 +160,37 @@ class ModelStore:
         """Save a model under a name only this visitor may then replace or delete."""
         path = checkpoints.path_for_name(name, self.folder)
         data = checkpoints.to_bytes(model, config, metrics, train_seconds)  # refuses NaN weights
+        taken = StoreError(f"a model named {name} already exists and belongs to someone else: "
+                           "choose another name")
         with self.lock:
             mine = self.owners.get(name) == visitor
             if path.exists() and not mine:
-                raise StoreError(f"a model named {name} already exists and belongs to someone "
-                                 "else: choose another name")
-            self._make_room(visitor, len(data), replacing=path if mine else None)
+                raise taken
+            # Claim a new name before writing: one insert, so of two app processes saving the
+            # same name one gets it (and a database that is away fails here, not after the file).
+            if not mine and self.owners.setdefault(name, visitor) != visitor:
+                raise taken
             try:
+                self._make_room(visitor, len(data), replacing=path if mine else None)
                 checkpoints.save(path, model, config, metrics, train_seconds, replace=mine)
             except FileExistsError:
+                self._release(name, mine)
                 raise StoreError(f"a model named {name} was just saved by someone else: "
                                  "choose another name") from None
             except OSError as e:
+                self._release(name, mine)
                 log.exception("saving %s failed", path)
                 raise StoreError(f"the server could not save the model ({e.strerror or e}); "
                                  "try again later") from None
-            self.owners[name] = visitor
+            except StoreError:
+                self._release(name, mine)
+                raise
         return path
+
+    def _release(self, name: str, mine: bool) -> None:
+        """Give back a name claimed for a save that failed."""
+        if not mine:
+            self.owners.pop(name, None)
 
     def add_upload(self, file_name: str, data: bytes, visitor: str) -> Path:
         """Check an uploaded file with the strict reader, rebuild it, and save it afresh

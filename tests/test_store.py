@@ -187,3 +187,47 @@ def test_an_unchanged_folder_is_not_scanned_again(tmp_path, monkeypatch):
     save(store, "n", "alice")  # a save renames a file into the folder: its mtime moves
     scans.clear()
     assert names(store) == ["default", "m", "n"] and scans == [1]
+
+
+# -- owners in the database: several app processes, restarts (issue 20)
+def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(tmp_path, database_url):
+    from mlp_demo import db
+    from mlp_demo.records import ModelOwners
+    folder = tmp_path / "shared"
+
+    def process():  # what each app process builds at start
+        engine = db.connect(database_url)
+        return engine, ModelStore(folder, Limits(), owners=ModelOwners(engine))
+    engine_a, a = process()
+    engine_b, b = process()
+    save(a, "from-a", "alice")
+    assert "from-a" in names(b) and b.owner("from-a") == "alice"  # listed, and loads, through B
+    assert b.model(next(i for i in b.listing().models if i.name == "from-a")) is not None
+    with pytest.raises(StoreError, match="belongs to someone else"):
+        save(b, "from-a", "bob", seed=1)
+    assert a.owners.setdefault("racing", "alice") == "alice"  # A claimed it, not yet written
+    with pytest.raises(StoreError, match="belongs to someone else"):
+        save(b, "racing", "bob")  # B's save of the same name loses, before writing anything
+    assert "racing" not in names(b)
+    engine_a.dispose()  # A restarts
+    engine_a, a = process()
+    assert a.owner("from-a") == "alice"
+    with pytest.raises(StoreError, match="not yours"):
+        a.delete("from-a", "bob")
+    b.delete("from-a", "alice")  # through the other process
+    assert "from-a" not in names(a) and a.owner("from-a") is None
+    for engine in (engine_a, engine_b):
+        engine.dispose()
+
+
+def test_owners_while_the_database_is_away_are_a_message_not_a_crash(tmp_path):
+    from mlp_demo import db
+    from mlp_demo.records import ModelOwners
+    engine = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
+    store = ModelStore(tmp_path / "models", Limits(), owners=ModelOwners(engine))
+    engine.dispose()
+    (tmp_path / "gone.sqlite3").unlink()
+    (tmp_path / "gone.sqlite3").mkdir()  # nothing a database can open
+    assert store.owner("anything") is None
+    with pytest.raises(ValueError, match="database is not answering"):
+        save(store, "later", "alice")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from mlp_demo.classes import Classes
 from mlp_demo.data import load_mnist, mnist_root
 from mlp_demo.jobs import LocalJobs
 from mlp_demo.limits import Limits, RunQueue, configure_threads
+from mlp_demo.records import ModelOwners
 from mlp_demo.session import Session
 from mlp_demo.store import ModelStore
 
@@ -66,7 +68,12 @@ def jobs():
 
 @st.cache_resource(show_spinner=False)
 def model_store() -> ModelStore:
-    return ModelStore(checkpoints.saved_dir(), limits(), is_present=run_queue().is_present)
+    """The shared models folder; its owners in the database (every replica shares them, a
+    restart keeps them), or in memory while there is none."""
+    classes = database().get()
+    owners = ModelOwners(classes.engine) if classes is not None else None
+    return ModelStore(checkpoints.saved_dir(), limits(), is_present=run_queue().is_present,
+                      owners=owners)
 
 
 @st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
@@ -103,10 +110,24 @@ def database() -> Database:
     return Database()
 
 
+VISITOR_COOKIE = "mlp_demo_visitor"  # set by the lecture hall's proxy (deploy/nginx.conf)
+VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def visitor_id() -> str:
+    """Who this browser is: the proxy's HttpOnly cookie when there is one (it routes the browser
+    to its replica and survives reloads and restarts), else a new id for this tab. Never the
+    query string, which a link would share."""
+    cookie = st.context.cookies.get(VISITOR_COOKIE)
+    if isinstance(cookie, str) and VISITOR_ID.fullmatch(cookie):
+        return cookie
+    return uuid.uuid4().hex
+
+
 def session() -> Session:
     """This browser session's Session, made on its first run."""
     if "session" not in st.session_state:
-        st.session_state.session = Session(uuid.uuid4().hex, run_queue(), model_store(), limits(),
+        st.session_state.session = Session(visitor_id(), run_queue(), model_store(), limits(),
                                            lambda: mnist(mnist_root()), database().get(), jobs())
     me = st.session_state.session
     if me.classes is None:  # the database was down when the tab opened
