@@ -140,3 +140,17 @@ def test_the_cluster_queue_keeps_one_run_per_visitor_and_gives_places(on_ray):
     assert third.job.status == "queued" and app_a.position(third.job) == 1
     third.stop()
     assert third.job.status == "cancelled"
+
+
+def test_teaching_runs_on_a_worker_too(on_ray):
+    from mlp_demo.drawing import preprocess
+    from mlp_demo.teach import TeachConfig
+    me = on_ray()
+    for i, shape in enumerate(("1", "0", "7")):
+        me.add_example(preprocess(drawn(shape, width=12 + 6 * i)), 3)
+    me.teach(TeachConfig(steps=30))
+    wait(lambda: not me.job.active, what="teaching to end")
+    snapshot = me.job.snapshot()
+    assert snapshot["status"] == "finished" and snapshot["kind"] == "teaching"
+    assert snapshot["worker"]["pid"] != os.getpid()
+    assert snapshot["teach"]["labels"] == [3, 3, 3] and me.history.latest.model() is not None
