@@ -41,8 +41,9 @@ def free_port() -> int:
 
 
 class AppURL(str):
-    """The served app's URL, with the server's process id (for its RSS and thread count)."""
+    """The served app's URL, with the server's process (its id: for its RSS and thread count)."""
     pid: int
+    process: subprocess.Popen
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def serve_app(env: dict):
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url, deadline = AppURL(f"http://127.0.0.1:{port}"), time.monotonic() + 60
-    url.pid = proc.pid
+    url.pid, url.process = proc.pid, proc
     try:
         while True:
             try:

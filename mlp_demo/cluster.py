@@ -26,6 +26,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 
 import ray
 import torch
@@ -251,6 +252,7 @@ class ClusterQueue:
     def __init__(self):
         self.admitted: dict[str, dict] = {}
         self.waiting: list[dict] = []
+        self.ran: deque = deque(maxlen=1000)  # where the latest runs trained: {"pid", "node"}
 
     def submit(self, job_id: str, visitor: str, eta_s: float, max_running: int,
                max_waiting: int) -> int | str:
@@ -267,9 +269,15 @@ class ClusterQueue:
         self.waiting.append(entry)
         return len(self.waiting)
 
-    def ended(self, job_id: str) -> None:
+    def ended(self, job_id: str, worker: dict | None = None) -> None:
         self.admitted.pop(job_id, None)
         self.waiting = [e for e in self.waiting if e["id"] != job_id]
+        if worker:
+            self.ran.append(worker)
+
+    def workers(self) -> list[dict]:
+        """Where the latest runs trained (a hall's bench checks that none was an app process)."""
+        return list(self.ran)
 
     def places(self, etas: dict[str, float], max_running: int) -> dict[str, tuple]:
         """Renew these runs' places and report each: (admitted, position, estimated start s)."""
@@ -365,7 +373,7 @@ class ClusterRunQueue(RunQueue):
             job_id = self._ids.pop(id(job), None)
             self._places.pop(id(job), None)
         if job_id is not None:
-            self.cluster.ended.remote(job_id)
+            self.cluster.ended.remote(job_id, job.snapshot().get("worker"))
 
     def position(self, job) -> int | None:
         with self.lock:

@@ -4,16 +4,14 @@ Helpers live in helpers.py; no test imports this file."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 import torch
 
+from bench import services
 from bench.browser import CHROMIUM, FLAGS
 from mlp_demo.config import TrainConfig
 from mlp_demo.data import load_mnist, split_mnist
@@ -80,38 +78,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL cluster on a free loopback port, run as the postgres user (it
-    refuses root), in a folder outside pytest's private tmp (which postgres cannot enter);
-    removed afterwards. In CI (CI=true) one that cannot start fails the test, else it skips."""
-    def unavailable(reason):
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is needed in CI: {reason} (see .ci/run)")
-        pytest.skip(f"PostgreSQL is not available: {reason}")
-    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not initdb:
-        unavailable("Debian's postgresql is not installed")
-    if not shutil.which("runuser") or os.geteuid() != 0:
-        unavailable("starting a cluster as the postgres user needs root and runuser")
-    bin_dir, port = initdb[-1].parent, _free_port()
-    folder = Path(tempfile.mkdtemp(prefix="mlp_demo_pg_", dir="/var/tmp"))
-    shutil.chown(folder, "postgres", "postgres")
-    data, log = folder / "data", folder / "server.log"
-
-    def as_postgres(*command):
-        return subprocess.run(["runuser", "-u", "postgres", "--", *map(str, command)],
-                              capture_output=True, text=True, timeout=120)
+    """A throwaway PostgreSQL cluster (bench.services.postgres), removed afterwards. In CI
+    (CI=true) one that cannot start fails the test, else it skips."""
     try:
-        steps = [(bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"),
-                 (bin_dir / "pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o",
-                  f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")]
-        for step in steps:
-            done = as_postgres(*step)
-            if done.returncode != 0:
-                unavailable(f"{Path(str(step[0])).name} failed: {(done.stderr or done.stdout)[-300:]}")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        as_postgres(bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+        with services.postgres() as url:
+            yield url
+    except services.Unavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is needed in CI: {e} (see .ci/run)")
+        pytest.skip(f"PostgreSQL is not available: {e}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -76,12 +76,14 @@ def test_a_run_trains_on_a_worker_streams_its_progress_and_stops(on_ray):
     snapshot = me.job.snapshot()
     assert snapshot["worker"]["pid"] != os.getpid()  # not the app's process
     assert snapshot["status"] == "running" and snapshot["kind"] == "training"
+    where = snapshot["worker"]
     first = step(me)
     wait(lambda: step(me) > first + 20, what="more steps")
     assert len(me.job.snapshot()["loss"]) > 0
     me.stop(wait_s=30)
     wait(lambda: not me.job.active, what="the run to end")
     assert me.job.status == "stopped" and me.history.latest.model() is not None
+    wait(lambda: where in ray.get(me.queue.cluster.workers.remote()), what="the queue's record")
 
 
 def test_a_run_on_ray_keeps_the_time_limit(on_ray):

@@ -50,8 +50,12 @@ def run_queue() -> RunQueue:
     if ray_address():
         from mlp_demo import cluster  # Ray is imported only here
 
-        cluster.connect(ray_address())
-        return cluster.ClusterRunQueue(limits())
+        try:
+            cluster.connect(ray_address())
+            return cluster.ClusterRunQueue(limits())
+        except Exception:  # noqa: BLE001 - the page must come up: runs then train here
+            log.exception("the Ray cluster at MLP_DEMO_RAY_ADDRESS=%s cannot be used; training "
+                          "in this process instead", ray_address())
     return RunQueue(limits())
 
 
@@ -61,8 +65,8 @@ def jobs():
     if ray_address():
         from mlp_demo import cluster
 
-        run_queue()  # connected
-        return cluster.RayJobs.from_env()
+        if isinstance(run_queue(), cluster.ClusterRunQueue):  # connected
+            return cluster.RayJobs.from_env()
     return LocalJobs()
 
 
