@@ -56,6 +56,13 @@ def replica_of(proxy: str, visitor: str) -> str:
         return response.headers["X-Replica"].split(",")[-1].strip()
 
 
+async def run_state(page) -> str:
+    """What a training tab shows of its run: its step, or how it ended."""
+    text = await page.inner_text("body")
+    found = re.search(r"step [\d,]+/[\d,]+|finished|stopped|failed[^\n]{0,80}|lost[^\n]{0,80}", text)
+    return found.group(0) if found else "?"
+
+
 async def with_cookie(browser, visitor: str):
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     await context.add_cookies([{"name": COOKIE, "value": visitor, "domain": "127.0.0.1", "path": "/"}])
@@ -129,8 +136,11 @@ async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
                 for digit in DIGITS:
                     got = await asyncio.gather(*(draw_and_read(page, digit, args.timeout) for page in pages))
                     results += [(digit, *g) for g in got]
+            r["trainers"] = [await run_state(page) for page in pages[:args.training]]
             for page in pages[:args.training]:
-                await page.get_by_role("button", name="Stop", exact=True).click()
+                stop = page.get_by_role("button", name="Stop", exact=True)
+                if await stop.is_enabled():
+                    await stop.click()
             for context, _ in sessions:
                 await context.close()
             seconds = sorted(s for _, _, s, _ in results if s is not None)
