@@ -102,7 +102,8 @@ def main(argv=None) -> None:
     idle = stroke_latencies(local_session(), args.seconds)
     threads = while_training(local_session, args.runs, args.seconds, config)
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200_000_000, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200_000_000,
+             log_to_driver=False)
     cluster_queue, jobs = ClusterRunQueue(limits), RayJobs(cpus=1)
 
     def ray_session():

@@ -134,9 +134,21 @@ async def press_train(page, queued: bool) -> None:
     await set_epochs(page, "End", "200")
     await page.get_by_role("button", name="Train", exact=True).click()
     await wait_text(page, "number" if queued else "samples/s", 120_000)
-    await page.get_by_label("Model", exact=True).click()
-    await page.get_by_role("option", name="Shipped model").click()
+    await choose_shipped(page)
     await wait_text(page, BLANK_PAD, 30_000)
+
+
+async def choose_shipped(page) -> None:
+    """Pick the shipped model under the pad. The pad redraws every 2 s while the live model
+    trains, which can close a list just opened: open it again until the choice is made."""
+    for _ in range(10):
+        await page.get_by_label("Model", exact=True).click()
+        try:
+            await page.get_by_role("option", name="Shipped model").click(timeout=3_000)
+            return
+        except Exception:  # noqa: BLE001 - closed under the redraw: again
+            continue
+    raise RuntimeError("the Model list never stayed open")
 
 
 async def warm_up(browser, url: str) -> None:

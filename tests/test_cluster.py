@@ -32,7 +32,7 @@ ENDLESS = TINY.replace(epochs=200, batch_size=16)
 
 @pytest.fixture(scope="session")
 def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200_000_000,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200_000_000,
              log_to_driver=False)
     yield
     ray.shutdown()
