@@ -3,22 +3,15 @@ rate and hides the optimizer, two students see that in their sidebars (a forged 
 nothing), give 5 labelled drawings each, and a finished run is scored on the 10."""
 
 import pytest
+import test_browser_board
 from test_browser_board import open_app, start_a_class
 
-from bench.browser import BLANK_PAD, body_has, draw, new_page, serve_app
+from bench.browser import BLANK_PAD, body_has, draw, new_page
 
 from helpers import shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_root):
-    folder = tmp_path_factory.mktemp("lesson")
-    env = {"MNIST_ROOT": str(tiny_root), "MLP_DEMO_CHECKPOINTS": str(folder / "models"),
-           "MLP_DEMO_DATABASE_URL": f"sqlite:///{folder / 'classes.sqlite3'}"}
-    with serve_app(env) as url:
-        yield url
+server = test_browser_board.server  # the same server fixture: an app with an SQLite class database
 
 
 def query(page, name: str) -> str | None:

@@ -2,10 +2,8 @@
 has just started, is read; and Clear, a label, a model change and a teaching run's end all
 keep the one pad the visitor draws on."""
 
-import os
-from pathlib import Path
-
 import pytest
+from test_browser_class import mnist_root
 
 from bench.browser import (
     BLANK_PAD,
@@ -24,11 +22,6 @@ from helpers import prediction
 
 pytestmark = pytest.mark.browser
 FRESH_SERVERS = 10
-
-
-def mnist_root(tiny_root) -> str:
-    root = os.environ.get("MNIST_ROOT")
-    return root if root and (Path(root) / "MNIST" / "raw").exists() else str(tiny_root)
 
 
 def test_a_zero_drawn_one_second_after_clear_on_a_fresh_server_is_read(browser, tiny_root, tmp_path):

@@ -5,10 +5,13 @@ the session (from the teacher link), the teacher's controls follow the board."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
 import urllib.parse
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from mlp_demo.classes import (
     LOG_SETTINGS,
@@ -284,10 +287,8 @@ def handwriting_sheet(me: Session, code: str, key: str) -> None:
         st.caption(f"{len(found)} drawings the students gave; every run on the board is scored "
                    "on them as it ends.")
         if len(found):
-            images = np.frombuffer(found.images, np.uint8).reshape(-1, 28, 28)
             per_digit = np.bincount(found.labels, minlength=10)
-            st.image(contact_sheet(list(images / 255.0), [str(y) for y in found.labels], columns=25),
-                     output_format="PNG",
+            st.image(sheet_png(found.images, tuple(found.labels)),
                      caption=f"{len(found)} drawings · " + " · ".join(
                          f"{d}: {n}" for d, n in enumerate(per_digit)))
         else:
@@ -295,6 +296,16 @@ def handwriting_sheet(me: Session, code: str, key: str) -> None:
         confirm = st.checkbox("I mean it", key="handwriting_confirm")
         st.button("Clear the class's handwriting", disabled=not (confirm and len(found)),
                   on_click=clear_handwriting, args=(code, key))
+
+
+@functools.lru_cache(maxsize=8)
+def sheet_png(images: bytes, labels: tuple[int, ...]) -> bytes:
+    """A handwriting set's contact sheet as a PNG: drawn once per set, not on every 10 s
+    refresh (2,000 captioned thumbnails)."""
+    drawings = np.frombuffer(images, np.uint8).reshape(-1, 28, 28) / 255.0
+    out = io.BytesIO()
+    Image.fromarray(contact_sheet(list(drawings), [str(y) for y in labels], columns=25)).save(out, "PNG")
+    return out.getvalue()
 
 
 def lesson_form(lesson: Lesson, defaults: dict) -> None:
