@@ -51,11 +51,11 @@ class TrainConfig:
     momentum: float = _hp(0.9, "Momentum for SGD and RMSprop.", low=0.0, high=0.999)
     nesterov: bool = _hp(False, "Nesterov momentum (SGD only).")
     weight_decay: float = _hp(0.0, "L2 penalty (decoupled for AdamW).", low=0.0, high=0.1)
-    batch_size: int = _hp(256, "Images per gradient step.", low=1, high=8192)
-    epochs: int = _hp(5, "Passes over the training images.", low=1, high=200)
+    batch_size: int = _hp(128, "Images per gradient step.", low=1, high=8192)
+    epochs: int = _hp(3, "Passes over the training images.", low=1, high=200)
     scheduler: str = _hp("cosine", "How the learning rate changes during training.",
                          choices=SCHEDULERS)
-    label_smoothing: float = _hp(0.0, "Spread this much target probability over all classes.",
+    label_smoothing: float = _hp(0.1, "Spread this much target probability over all classes.",
                                  low=0.0, high=0.5)
     seed: int = _hp(0, "Random seed: the same seed gives the same run on the same machine.",
                     low=0, high=2**31 - 1)
@@ -142,12 +142,17 @@ def _is_number(v) -> bool:
 
 
 # Named starting points offered by the app and the benchmark (measured figures in README).
-# The default is the lecture's network, h = relu(W1 x + b1), y = W2 h + b2, tuned to pass 98%
-# test accuracy in its third epoch; "fast" gets there in two, "best" goes for 99%.
+# The default is the lecture's network, h = relu(W1 x + b1), y = W2 h + b2, with Adam, tuned
+# to pass 98% test accuracy within two epochs' images (bench.run: about 95,000): batch 128 makes
+# twice the updates of 256 per image, label smoothing keeps the logits from growing overconfident
+# on the easy digits, and a cosine schedule over 3 epochs anneals while the curve still climbs.
+# "fast" passes 98% within one epoch (60,000 images): two GELU layers, SGD with Nesterov
+# momentum under one-cycle, batch 64. "best" goes for 99%.
 PRESETS = {
     "default": TrainConfig(),
-    "fast": TrainConfig(hidden=(256,), optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True,
-                        label_smoothing=0.1, epochs=2, scheduler="onecycle", val_size=0),
+    "fast": TrainConfig(hidden=(512, 512), activation="gelu", optimizer="sgd", lr=0.2,
+                        momentum=0.9, nesterov=True, batch_size=64, epochs=1,
+                        scheduler="onecycle", val_size=0),
     "best": TrainConfig(hidden=(1024, 256), dropout=0.1, augment=True, optimizer="adamw",
                         lr=2e-3, weight_decay=0.01, batch_size=256, epochs=60,
                         scheduler="onecycle", label_smoothing=0.1),

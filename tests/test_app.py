@@ -276,7 +276,7 @@ def test_an_invalid_query_value_shows_a_notice(monkeypatch, tiny_root, tmp_path)
     assert not at.exception
     notice = " ".join(w.value for w in at.sidebar.warning)
     assert "Ignored in the link" in notice and "lr" in notice and "epochs" in notice
-    assert widget(at, "batch_size").value == 64 and widget(at, "epochs").value == 5
+    assert widget(at, "batch_size").value == 64 and widget(at, "epochs").value == TrainConfig().epochs
 
 
 def test_why_this_prediction_beside_the_drawing(app, monkeypatch):
