@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 FIELD = 28
+BOX = 20  # MNIST fits each digit's longer side into 20 of the field's 28 pixels
 TRAIN_IMAGES = 60_000  # MNIST's training set (its test set: 10,000)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training pixels scaled to [0, 1]
 _SHIFT = torch.tensor(-MNIST_MEAN / MNIST_STD)
@@ -100,21 +101,24 @@ class Augmentation:
     slant: float = 0.15  # horizontal shear: x moves by slant * y
     elastic_px: float = 1.2  # typical displacement of a smooth random warp, in pixels
     stroke: float = 0.5  # share of digits made thicker or thinner (half each)
+    aspect: float = 0.0  # width times e^u, u uniform in +-aspect: narrow and wide writers
 
 
-NO_AUGMENTATION = Augmentation(0, 0, 0, 0, 0, 0)
+NO_AUGMENTATION = Augmentation(0, 0, 0, 0, 0, 0, 0)
 ELASTIC_GRID = 4  # the warp is random on a 4x4 grid, interpolated smoothly to 28x28
 
 
 def augment(images: torch.Tensor, generator: torch.Generator,
-            strength: Augmentation = Augmentation()) -> torch.Tensor:
-    """Random affine (rotation, scale, shift, slant), elastic warp and stroke width, per
-    sample, as a batch: uint8 (N, 28, 28) in, float [0, 1] (N, 28, 28) out."""
+            strength: Augmentation = Augmentation(), refit: bool = False) -> torch.Tensor:
+    """Random affine (rotation, scale, shift, slant, aspect), elastic warp and stroke width,
+    per sample, as a batch: uint8 (N, 28, 28) in, float [0, 1] (N, 28, 28) out. refit: then
+    fit each digit back into the field as the pad's preprocessing would (fit_to_box)."""
     x = images.unsqueeze(1).float().mul_(1 / 255)
     grid = affine_grid(len(x), generator, strength, x.device)
     grid = grid + elastic_offsets(len(x), generator, strength.elastic_px, x.device)
     x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
-    return vary_stroke(x, generator, strength.stroke).squeeze(1)
+    x = vary_stroke(x, generator, strength.stroke)
+    return (fit_to_box(x) if refit else x).squeeze(1)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
@@ -130,10 +134,39 @@ def affine_grid(n: int, generator: torch.Generator, s: Augmentation, device) -> 
     # affine_grid maps output to input coordinates in [-1, 1]; one pixel is 2/28 there.
     dx, dy, slant = uniform(s.shift_px) * (2 / 28), uniform(s.shift_px) * (2 / 28), uniform(s.slant)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    # rotation-and-scale, then the shear x += slant * y
-    theta = torch.stack([torch.stack([cos + slant * sin, -sin + slant * cos, dx], 1),
+    width = torch.exp(uniform(s.aspect))  # x is read from x / width: the digit grows wider
+    # rotation-and-scale, then the shear x += slant * y, then the width
+    theta = torch.stack([torch.stack([(cos + slant * sin) / width, (-sin + slant * cos) / width,
+                                      dx], 1),
                          torch.stack([sin, cos, dy], 1)], 1)
     return F.affine_grid(theta, [n, 1, FIELD, FIELD], align_corners=False)
+
+
+def fit_to_box(x: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """Scale each digit so its ink's longer side is BOX pixels and move its centre of mass to
+    the field's centre, as drawing.preprocess does to a drawing, and bring its brightest pixel
+    to 1: an augmented example then looks like what the pad would send the model.
+    x: float (N, 1, 28, 28) in [0, 1]; a blank image stays blank."""
+    ink, pixels = x[:, 0], torch.arange(FIELD, device=x.device)
+    mass = ink.sum((1, 2)).clamp_min(1e-6)
+    centres = pixels + 0.5
+    cy, cx = (ink.sum(2) @ centres) / mass, (ink.sum(1) @ centres) / mass
+
+    def extent(has_ink):  # (N, 28) bool -> ink's length along that axis, in pixels
+        first = torch.where(has_ink, pixels, FIELD).amin(1)
+        last = torch.where(has_ink, pixels, -1).amax(1)
+        return (last - first + 1).clamp_min(1)
+
+    marked = ink > threshold
+    size = torch.maximum(extent(marked.any(2)), extent(marked.any(1))).float()
+    # affine_grid maps output to input in [-1, 1] (pixel centre c at c / 14 - 1): the output's
+    # centre reads the centre of mass, and BOX output pixels read `size` input pixels.
+    step, zero = size / BOX, torch.zeros_like(size)
+    theta = torch.stack([torch.stack([step, zero, cx / (FIELD / 2) - 1], 1),
+                         torch.stack([zero, step, cy / (FIELD / 2) - 1], 1)], 1)
+    grid = F.affine_grid(theta, [len(x), 1, FIELD, FIELD], align_corners=False)
+    out = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    return out / out.amax((2, 3), keepdim=True).clamp_min(1e-6)
 
 
 def elastic_offsets(n: int, generator: torch.Generator, pixels: float, device) -> torch.Tensor:

@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data import normalize
+from .data import BOX, FIELD, normalize
 from .model import predict_proba
 
-FIELD, BOX = 28, 20
 INK_THRESHOLD = 0.25  # of full intensity, after scaling the darkest-to-brightest range to [0, 1]
 MIN_INK_FRACTION = 0.002  # less ink than this share of the canvas is "no digit"
 WORK_SIZE = 4 * BOX

@@ -20,6 +20,7 @@ def test_bench_runs_and_reports_every_row(tiny_root):
         assert key in result
     assert result["ours_bs64"]["samples_per_s"] > 0 and result["peak_rss_mb"] > 0
     assert result["teach_100"]["examples"] == 100 and "| teach the shipped model" in run.stdout
+    assert "images" in result["time_to_98_fast"] and len(result["ours_bs256"]["speedups"]) == 1
 
 
 def test_store_bench_runs(tiny_root):

@@ -13,6 +13,7 @@ from mlp_demo.data import (
     augment,
     batch_indices,
     elastic_offsets,
+    fit_to_box,
     load_mnist,
     split_mnist,
     vary_stroke,
@@ -80,10 +81,13 @@ def test_every_transform_is_the_identity_at_zero_strength(tiny_raw):
     assert torch.equal(vary_stroke(x, g, 0.0), x)
 
 
-@pytest.mark.parametrize("name", ["rotate_deg", "scale", "shift_px", "slant", "elastic_px", "stroke"])
+STRENGTHS = {**dataclasses.asdict(Augmentation()), "aspect": 0.3}  # aspect is 0 for training
+
+
+@pytest.mark.parametrize("name", list(STRENGTHS))
 def test_each_transform_alone_changes_the_digits_within_range(tiny_raw, name):
     images = tiny_raw[0][:32]
-    strength = dataclasses.replace(NO_AUGMENTATION, **{name: getattr(Augmentation(), name)})
+    strength = dataclasses.replace(NO_AUGMENTATION, **{name: STRENGTHS[name]})
     out = augment(images, torch.Generator().manual_seed(1), strength)
     assert out.shape == (32, 28, 28) and out.dtype == torch.float32
     assert 0 <= out.min() and out.max() <= 1
@@ -112,3 +116,40 @@ def test_elastic_offsets_are_smooth_and_of_the_asked_size():
     assert 0.8 < offsets.std().item() < 3.0
     neighbour_step = (offsets[:, 1:] - offsets[:, :-1]).abs().mean().item()
     assert neighbour_step < 0.25 * offsets.abs().mean().item()  # neighbours move together
+
+
+def test_aspect_changes_the_width_and_keeps_the_height():
+    bars = torch.zeros(64, 28, 28, dtype=torch.uint8)
+    bars[:, 4:24, 10:18] = 255
+    out = augment(bars, torch.Generator().manual_seed(0), dataclasses.replace(NO_AUGMENTATION, aspect=0.3))
+    width = (out > 0.5).any(1).sum(1).float()  # columns with ink
+    height = (out > 0.5).any(2).sum(1).float()
+    assert width.min() < 7 and width.max() > 9  # narrower and wider than the 8 it was
+    assert width.max() <= 8 * 1.35 + 1 and width.min() >= 8 / 1.35 - 1
+    assert torch.all(height == 20)
+
+
+def test_fit_to_box_fits_the_ink_into_20_pixels_centred_by_mass():
+    x = torch.zeros(3, 1, 28, 28)
+    x[0, 0, 2:8, 3:6] = 1.0  # small, in a corner
+    x[1, 0, 1:27, 10:13] = 0.5  # too tall and dim
+    fitted = fit_to_box(x)
+    assert fitted.shape == x.shape and fitted.dtype == torch.float32
+    assert 0 <= fitted.min() and torch.allclose(fitted.amax((1, 2, 3))[:2], torch.ones(2))
+    pixels = torch.arange(28.0) + 0.5
+    for image in fitted[:2, 0]:
+        rows = torch.nonzero((image > 0.5).any(1)).flatten()
+        assert 19 <= rows[-1] - rows[0] + 1 <= 21  # the longer side (the height) is 20 pixels
+        mass = image.sum()
+        assert abs((image.sum(1) @ pixels) / mass - 14) < 0.6
+        assert abs((image.sum(0) @ pixels) / mass - 14) < 0.6
+    assert torch.equal(fitted[2], x[2])  # a blank image stays blank
+
+
+def test_fit_to_box_leaves_mnist_digits_about_as_they_are(real_raw):
+    """MNIST's digits are already fitted (20 pixels, centred by mass): refitting them moves
+    little, so refitting an unchanged example is nearly the identity."""
+    images = real_raw[2][:64].unsqueeze(1).float() / 255
+    assert (fit_to_box(images) - images).abs().mean() < 0.08  # resampling blurs a little
+    out = augment(real_raw[2][:64], torch.Generator().manual_seed(0), NO_AUGMENTATION, refit=True)
+    assert out.shape == (64, 28, 28) and (out - images[:, 0]).abs().mean() < 0.08

@@ -171,7 +171,7 @@ def test_a_teaching_job_fine_tunes_in_the_background_and_reports_before_and_afte
     images = tiny_data.test_x[:12].transpose(1, 2).contiguous()
     labels = (tiny_data.test_y[:12] + 3) % 10
     job = TeachingJob(base, images, labels, lambda: tiny_data, visitor="me",
-                      teach_config=TeachConfig(steps=120, lr=2e-3))
+                      teach_config=TeachConfig(steps=300, lr=2e-3))
     assert job.preview is not base and isinstance(job.preview, MLP)  # the pad reads with a copy
     queue = RunQueue(Limits(max_jobs=1))
     assert queue.submit(job) == 0
@@ -183,10 +183,10 @@ def test_a_teaching_job_fine_tunes_in_the_background_and_reports_before_and_afte
     assert result["examples_accuracy_after"] > result["examples_accuracy_before"] + 0.5
     assert 0 < result["test_accuracy_after"] <= 1
     assert history["epochs"][-1]["test_acc"] == result["test_accuracy_after"]
-    assert history["progress"]["step"] == 120 and len(history["loss"]) > 0
+    assert history["progress"]["step"] == 300 and len(history["loss"]) > 0
     # Its own settings and x-axis, not those of the training run it started from.
     assert history["kind"] == "teaching" and history["x_axis"] == "step"
-    assert history["settings"] == {"steps": 120, "lr": 2e-3, "replay": 0.75, "batch_size": 64, "seed": 0}
+    assert history["settings"] == {"steps": 300, "lr": 2e-3, "replay": 0.75, "batch_size": 64, "seed": 0}
     assert job.model_config == small_config  # what rebuilds (and saves) the weights
     assert job.model() is not None and not job.active and queue.counts() == (0, 0)
     assert torch.equal(job.model()(torch.zeros(1, 784)), job.preview(torch.zeros(1, 784)))

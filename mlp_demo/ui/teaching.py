@@ -11,7 +11,7 @@ from mlp_demo.examples import to_zip
 from mlp_demo.plots import contact_sheet
 from mlp_demo.runs import Run
 from mlp_demo.session import Prediction, Session
-from mlp_demo.teach import MAX_EXAMPLES
+from mlp_demo.teach import MAX_EXAMPLES, TeachConfig
 
 from .server import show_message, user_action
 
@@ -114,8 +114,9 @@ def teaching_controls(me: Session) -> None:
     with st.container(horizontal=True):
         st.button("Teach", type="primary", icon=":material/school:",
                   disabled=bool(job and job.active) or not mine, on_click=start_teaching,
-                  help="Fine-tune the model chosen under the pad on Your examples (150 steps, "
-                       "three quarters of each batch from MNIST).")
+                  help=f"Fine-tune the model chosen under the pad on Your examples "
+                       f"({TeachConfig().steps} steps, three quarters of each batch from MNIST; "
+                       f"its first layer stays as it is).")
         if teaching:
             st.button("Stop teaching", icon=":material/stop:", on_click=stop_teaching)
         if mine:
