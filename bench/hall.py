@@ -112,7 +112,7 @@ async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
     from mlp_demo.config import TrainConfig
     from mlp_demo.limits import Limits
     from mlp_demo.model import MLP
-    from mlp_demo.records import ModelOwners
+    from mlp_demo.records import ModelRecords
 
     env = {**services.RAY_ENV, "MLP_DEMO_DATABASE_URL": database, "MLP_DEMO_RAY_ADDRESS": ray_address,
            "MLP_DEMO_CHECKPOINTS": str(folder / "models"), "MLP_DEMO_MAX_JOBS": str(max(args.training, 2))}
@@ -183,9 +183,9 @@ async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
             # Replica A killed: nothing of its visitors is lost, and they land on a live one.
             replicas[0].process.kill()
             replicas[0].process.wait(30)
-            owners = ModelOwners(engine)
-            intact = (owners.get("hall-check") == visitor
-                      and (folder / "models" / "hall-check.safetensors").exists()
+            record = ModelRecords(engine).get("hall-check")
+            intact = (record is not None and record.owner == visitor and record.file is not None
+                      and (folder / "models" / record.file).exists()
                       and len(Classes(engine, Limits()).board(new.code).entries) == 2)
             again = await with_cookie(browser, visitor)
             try:

@@ -151,6 +151,19 @@ def matmul_loop(train_x: torch.Tensor, batch_size: int, device: str) -> float:
 
 
 CHECK_EVERY = 5000  # images between test-accuracy checks in time_to
+# The presets as they were before issue 22, then one change at a time up to today's.
+_OLD_DEFAULT = PRESETS["default"].replace(batch_size=256, epochs=5, label_smoothing=0.0)
+_OLD_FAST = PRESETS["fast"].replace(hidden=(256,), activation="relu", batch_size=256, epochs=2)
+STEP_BY_STEP = [
+    ("Default as it was: batch 256, 5 epochs", _OLD_DEFAULT),
+    ("+ cosine over 3 epochs", _OLD_DEFAULT.replace(epochs=3)),
+    ("+ batch 128", _OLD_DEFAULT.replace(epochs=3, batch_size=128)),
+    ("+ label smoothing 0.1 (Default now)", PRESETS["default"]),
+    ("Fast as it was: 784-256-10, batch 256, 2 epochs", _OLD_FAST),
+    ("+ one-cycle over 1 epoch at batch 64", _OLD_FAST.replace(epochs=1, batch_size=64)),
+    ("+ two layers of 512", _OLD_FAST.replace(epochs=1, batch_size=64, hidden=(512, 512))),
+    ("+ GELU (Fast now)", PRESETS["fast"]),
+]
 
 
 def time_to(target: float, config: TrainConfig, raw) -> dict:
@@ -239,6 +252,9 @@ def run(device: str, quick: bool, best: bool) -> dict:
     r["matmul_loop"] = {"epoch_seconds": s, "samples_per_s": n / s,
                         "roofline_percent": 100 * roof["epoch_seconds"] / s}
 
+    if not quick:  # what each change to the presets bought, in this same run
+        r["presets_step_by_step"] = [{"change": change, **time_to(0.98, config.replace(device=device), raw)}
+                                     for change, config in STEP_BY_STEP]
     presets = {"default": PRESETS["default"], "fast": PRESETS["fast"]}
     if best:
         presets["best"] = PRESETS["best"]
@@ -307,6 +323,9 @@ def table(r: dict) -> str:
                    f"{t['images']:,} images ({epochs:.2f} epochs), {t['seconds']:.2f} s")
         lines.append(f"| 98.0% test, {key[11:]} | {reached} (final {t['final_test_acc']:.2%} "
                      f"after {t['train_seconds']:.1f} s) |")
+    for step in r.get("presets_step_by_step", []):
+        reached = "not reached" if step["images"] is None else f"{step['images']:,} images"
+        lines.append(f"| 98.0%: {step['change']} | {reached} (final {step['final_test_acc']:.2%}) |")
     p, q = r["predict_ms"], r["predict_ms_while_training"]
     lines += [f"| prediction, 280x280 canvas | p50 {p['p50']:.2f} ms, p95 {p['p95']:.2f} ms |",
               f"| prediction while training | p50 {q['p50']:.2f} ms, p95 {q['p95']:.2f} ms |",

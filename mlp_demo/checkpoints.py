@@ -49,9 +49,13 @@ class CheckpointInfo:
     config: TrainConfig
     metrics: dict  # only METRIC_KEYS, only finite numbers
     train_seconds: float | None
+    own_name: str | None = None  # the name the file carries in its metadata (a usable one)
 
 
-def to_bytes(model: MLP, config: TrainConfig, metrics: dict, train_seconds: float) -> bytes:
+def to_bytes(model: MLP, config: TrainConfig, metrics: dict, train_seconds: float,
+             name: str | None = None) -> bytes:
+    """The checkpoint's bytes; with a name, the file carries it (the models folder names its
+    files by content, so a file found there alone still says which model it is)."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
@@ -59,16 +63,22 @@ def to_bytes(model: MLP, config: TrainConfig, metrics: dict, train_seconds: floa
     metadata = {"format": FORMAT, "config": json.dumps(config.to_dict()),
                 "metrics": json.dumps(clean_metrics(metrics)),
                 "train_seconds": repr(float(train_seconds or 0.0))}
+    if name is not None:
+        metadata["name"] = name
     return save_tensors(tensors, metadata=metadata)
 
 
 def save(path: str | Path, model: MLP, config: TrainConfig, metrics: dict,
          train_seconds: float, replace: bool = True) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename, so a crash
-    never leaves a half-written file under the final name. With replace=False an existing
-    file is never overwritten (a hard link fails where the name exists)."""
+    """Write a checkpoint atomically (write_atomic)."""
+    return write_atomic(path, to_bytes(model, config, metrics, train_seconds), replace)
+
+
+def write_atomic(path: str | Path, data: bytes, replace: bool = True) -> Path:
+    """A temporary file in the same folder, then a rename, so a crash never leaves a
+    half-written file under the final name. With replace=False an existing file is never
+    overwritten (a hard link fails where the name exists)."""
     path = Path(path)
-    data = to_bytes(model, config, metrics, train_seconds)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -79,7 +89,7 @@ def save(path: str | Path, model: MLP, config: TrainConfig, metrics: dict,
         if replace:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # FileExistsError where the name is taken
+            os.link(tmp, path)  # FileExistsError where the name exists
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -170,7 +180,15 @@ def _info(metadata: dict, name: str) -> CheckpointInfo:
     except (KeyError, ValueError, TypeError, RecursionError) as e:  # ConfigError is a ValueError
         raise CheckpointError(f"{name} has unreadable settings: {e}") from None
     seconds = train_seconds if math.isfinite(train_seconds) and train_seconds >= 0 else None
-    return CheckpointInfo(name, Path(name), config, clean_metrics(metrics), seconds)
+    return CheckpointInfo(name, Path(name), config, clean_metrics(metrics), seconds,
+                          own_name(metadata.get("name")))
+
+
+def own_name(value) -> str | None:
+    """The name a file carries in its metadata, if it is one a user could have chosen."""
+    usable = isinstance(value, str) and SAFE_NAME.fullmatch(value) and \
+        value.lower() != DEFAULT_CHECKPOINT.stem
+    return value if usable else None
 
 
 def clean_metrics(metrics) -> dict:

@@ -30,11 +30,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What turns each older version into the next, run once by the first process to meet it.
 MIGRATIONS = {
     1: ("ALTER TABLE entries ADD COLUMN handwriting_acc FLOAT",  # issue 18: the class's own
         "ALTER TABLE entries ADD COLUMN handwriting_n INTEGER"),  # handwriting as a test set
+    2: ("ALTER TABLE models ADD COLUMN file VARCHAR(80)",),  # issue 20: files by content hash
 }
 SQLITE_BUSY_TIMEOUT_S = 30  # a write waits this long for another process's write to end
 
@@ -108,11 +109,20 @@ handwriting = Table(  # the class's own digits, a second test set (classes.py)
 )
 
 
-models = Table(  # who saved each model in the shared models folder (records.py)
+models = Table(  # the shared models folder's models (records.py)
     "models", metadata,
     Column("name", String(64), primary_key=True),
-    Column("owner", String(64), nullable=False),  # the visitor id
+    Column("owner", String(64), nullable=False),  # the visitor id; "" for nobody
     Column("saved_at", Float, nullable=False),
+    # The file in the folder: its content hash for what the store writes, the file's own name
+    # for one found there at start; NULL while a save has claimed the name.
+    Column("file", String(80)),
+)
+
+visitors = Table(  # the last heartbeat of each visitor with an open page, on any app process
+    "visitors", metadata,
+    Column("visitor", String(64), primary_key=True),
+    Column("last_seen", Float, nullable=False),
 )
 
 

@@ -1,17 +1,21 @@
-"""The models' owners, in the database: which visitor saved each model of the shared models
-folder. Every app process on the database sees the same owners, and a restart keeps them
-(in memory they were lost: after a restart every model was read-only and evictable).
+"""The shared models' records: each model's name, owner (a visitor id, "" for nobody) and file
+(its content hash). In the database (ModelRecords) every app process on it sees the same
+records and a restart keeps them; without one (MemoryRecords) they last as long as the process.
+Also who is present across processes (Presence), for the store's eviction.
 
-A mapping, as ModelStore's in-memory dict was: name -> visitor id.
+The files themselves live in the shared models folder (store.py); a record names its file, so
+the listing, the owners and the quotas come from the records, never from scanning the folder.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -20,70 +24,141 @@ from . import db
 log = logging.getLogger(__name__)
 DOWN = ("the server's database is not answering, so models cannot be saved or deleted now; try "
         "again in a moment")
+NOBODY = ""  # the owner of a model nobody may replace or delete (found in the folder at start)
 
 
 class RecordsDown(ValueError):
     """The database went away; the message says so (a ValueError: the page shows it)."""
 
 
-class ModelOwners(MutableMapping):
+@dataclass(frozen=True)
+class Record:
+    name: str
+    owner: str
+    file: str | None  # None while a save has claimed the name and not yet written the file
+    saved_at: float
+
+
+class MemoryRecords:
+    """The records in this process's memory: the server without a database."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rows: dict[str, Record] = {}
+
+    def get(self, name: str) -> Record | None:
+        with self.lock:
+            return self.rows.get(name)
+
+    def claim(self, name: str, visitor: str) -> str:
+        """Claim a free name for a visitor; returns the name's owner, whoever it is."""
+        with self.lock:
+            return self.rows.setdefault(name, Record(name, visitor, None, time.time())).owner
+
+    def set_file(self, name: str, file: str) -> None:
+        with self.lock:
+            self.rows[name] = replace(self.rows[name], file=file, saved_at=time.time())
+
+    def remove(self, name: str) -> None:
+        with self.lock:
+            self.rows.pop(name, None)
+
+    def all(self) -> list[Record]:
+        with self.lock:
+            return list(self.rows.values())
+
+
+class ModelRecords:
+    """The records in the database's `models` table; the same methods as MemoryRecords. Each
+    write is one statement or one transaction, so two processes never both own a name."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def __getitem__(self, name: str) -> str:
-        try:
-            with db.reading(self.engine) as conn:
-                owner = conn.execute(select(db.models.c.owner)
-                                     .where(db.models.c.name == name)).scalar()
-        except SQLAlchemyError:
-            raise RecordsDown(DOWN) from None
-        if owner is None:
-            raise KeyError(name)
-        return owner
+    def get(self, name: str) -> Record | None:
+        with answering(), db.reading(self.engine) as conn:
+            row = conn.execute(select(db.models).where(db.models.c.name == name)).first()
+        return None if row is None else Record(row.name, row.owner, row.file, row.saved_at)
 
-    def get(self, name: str, default=None):
-        """The owner, or default; also while the database is away (then nothing is anyone's)."""
+    def claim(self, name: str, visitor: str) -> str:
+        """One insert: of two processes claiming a name at once, one wins."""
         try:
-            return self[name]
-        except KeyError:
-            return default
-        except RecordsDown:
-            log.warning("model owners unavailable: the database is not answering")
-            return default
-
-    def __setitem__(self, name: str, visitor: str) -> None:
-        try:
-            with self.engine.begin() as conn:  # one transaction: never two owners
-                conn.execute(delete(db.models).where(db.models.c.name == name))
-                conn.execute(db.models.insert().values(name=name, owner=visitor, saved_at=time.time()))
-        except SQLAlchemyError:
-            raise RecordsDown(DOWN) from None
-
-    def setdefault(self, name: str, visitor: str) -> str:
-        """Claim a name for a visitor unless someone has it; returns its owner (one insert: of
-        two processes claiming at once, one wins)."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(db.models.insert().values(name=name, owner=visitor, saved_at=time.time()))
+            with answering(), self.engine.begin() as conn:
+                conn.execute(db.models.insert().values(name=name, owner=visitor, file=None,
+                                                       saved_at=time.time()))
             return visitor
         except IntegrityError:
-            return self[name]
-        except SQLAlchemyError:
-            raise RecordsDown(DOWN) from None
+            record = self.get(name)
+            return visitor if record is None else record.owner  # None: deleted meanwhile
 
-    def __delitem__(self, name: str) -> None:
+    def set_file(self, name: str, file: str) -> None:
+        with answering(), self.engine.begin() as conn:
+            conn.execute(update(db.models).where(db.models.c.name == name)
+                         .values(file=file, saved_at=time.time()))
+
+    def remove(self, name: str) -> None:
+        with answering(), self.engine.begin() as conn:
+            conn.execute(delete(db.models).where(db.models.c.name == name))
+
+    def all(self) -> list[Record]:
+        with answering(), db.reading(self.engine) as conn:
+            rows = conn.execute(select(db.models)).all()
+        return [Record(r.name, r.owner, r.file, r.saved_at) for r in rows]
+
+
+
+@contextmanager
+def answering():
+    """A database error other than a lost race (IntegrityError) becomes RecordsDown."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError:
+        raise RecordsDown(DOWN) from None
+
+
+class Presence:
+    """Which visitors have an open page on any app process: each process writes its visitors'
+    heartbeats (at most one write per visitor every WRITE_EVERY_S), and a visitor is present
+    while their last heartbeat is younger than the session TTL. The store asks before it evicts
+    a model, so a student on another replica keeps theirs."""
+    WRITE_EVERY_S = 30
+
+    def __init__(self, engine: Engine, ttl_s: float, clock=time.time):
+        self.engine, self.ttl_s, self.clock = engine, ttl_s, clock
+        self.written: dict[str, float] = {}  # visitor -> when this process last wrote it
+        self.lock = threading.Lock()
+
+    def seen(self, visitor: str) -> None:
+        now = self.clock()
+        with self.lock:
+            if now - self.written.get(visitor, -float("inf")) < self.WRITE_EVERY_S:
+                return
+            self.written[visitor] = now
+            for gone in [v for v, t in self.written.items() if now - t > self.ttl_s]:
+                del self.written[gone]
         try:
             with self.engine.begin() as conn:
-                gone = conn.execute(delete(db.models).where(db.models.c.name == name)).rowcount
+                done = conn.execute(update(db.visitors).where(db.visitors.c.visitor == visitor)
+                                    .values(last_seen=now)).rowcount
+                if not done:
+                    conn.execute(db.visitors.insert().values(visitor=visitor, last_seen=now))
+        except IntegrityError:  # another process inserted it first: it is present
+            pass
         except SQLAlchemyError:
-            raise RecordsDown(DOWN) from None
-        if not gone:
-            raise KeyError(name)
+            log.warning("presence not recorded: the database is not answering")
+            with self.lock:
+                self.written.pop(visitor, None)
 
-    def __iter__(self) -> Iterator[str]:
-        with db.reading(self.engine) as conn:
-            return iter(list(conn.execute(select(db.models.c.name)).scalars()))
-
-    def __len__(self) -> int:
-        with db.reading(self.engine) as conn:
-            return conn.execute(select(func.count()).select_from(db.models)).scalar()
+    def is_present(self, visitor: str) -> bool:
+        """True while the database is away too: nothing is evicted on a guess."""
+        if not visitor:
+            return False
+        try:
+            with db.reading(self.engine) as conn:
+                last = conn.execute(select(db.visitors.c.last_seen)
+                                    .where(db.visitors.c.visitor == visitor)).scalar()
+        except SQLAlchemyError:
+            return True
+        return last is not None and self.clock() - last <= self.ttl_s

@@ -1,32 +1,43 @@
 """ModelStore: the server's shared models folder, safe for anonymous visitors.
 
 Every saved or uploaded model is listed for everyone (a class shares them) and belongs to
-the visitor (browser session) that made it: nobody else can overwrite or delete it, and the
-shipped model belongs to no one. Quotas bound files and bytes per visitor and for the whole
-store; when the store is full, the oldest models of visitors who have left make room first.
-Owners live in the database when the server has one (records.ModelOwners: shared by every
-app process on it, kept across restarts), else in this process's memory.
+the visitor that made it: nobody else can overwrite or delete it, and the shipped model belongs
+to no one. Quotas bound files and bytes per visitor and for the whole store; when the store is
+full, the oldest models of visitors who have left make room first.
+
+The records (records.py) say which models exist, whose they are and which file holds each: in
+the database when the server has one (shared by every app process on it, kept across restarts),
+else in this process's memory. Files are named by their content's SHA-256 and carry their model's
+name, so replicas sharing the folder never write to the same name, and a save is one new file
+and one record. At start, files the records do not know (a copied-in file, an older store's
+`<name>.safetensors`, this store's own files when the records are in memory) are read by the
+strict reader and recorded, or left out and listed as unreadable.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import os
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoints
 from .checkpoints import DEFAULT_CHECKPOINT, CheckpointError, CheckpointInfo
 from .limits import Limits
+from .records import NOBODY, MemoryRecords, ModelRecords, Record, RecordsDown
 
 log = logging.getLogger(__name__)
 SUFFIX = ".safetensors"
+CONTENT_NAMED = re.compile(r"[0-9a-f]{64}\.safetensors")
 MODELS_CACHED = 16  # loaded models kept for every visitor; each at most the parameter cap
+LISTING_TTL_S = 1.0  # the page asks on every stroke; another replica's save shows within this
 
 
 class StoreError(ValueError):
@@ -42,15 +53,18 @@ class Listing:
 class ModelStore:
     def __init__(self, folder: str | Path, limits: Limits,
                  is_present: Callable[[str], bool] = lambda visitor: True,
-                 shipped: Path = DEFAULT_CHECKPOINT, owners: MutableMapping | None = None):
+                 shipped: Path = DEFAULT_CHECKPOINT,
+                 records: MemoryRecords | ModelRecords | None = None):
         self.folder, self.limits, self.is_present = Path(folder), limits, is_present
         self.shipped = shipped
+        self.records = MemoryRecords() if records is None else records
         self.lock = threading.Lock()
-        self.owners = {} if owners is None else owners  # model name -> visitor
+        self.refused: dict[str, str] = {}  # files found at start that are not listed -> why
         self._headers: dict[str, tuple] = {}  # file path -> ((mtime_ns, size), info or error)
-        self._listed: tuple = (None, None)  # (folder version, Listing)
+        self._listed: tuple = (-float("inf"), None)  # (time.monotonic(), Listing)
         self._models: OrderedDict = OrderedDict()  # (path, mtime_ns, size) -> read-only MLP
         self._remove_stale_temporaries()
+        self.import_unknown_files()
 
     def _remove_stale_temporaries(self) -> None:
         """A save killed midway leaves its .tmp behind; at start none can be in progress."""
@@ -61,56 +75,86 @@ class ModelStore:
         except OSError:  # no folder yet, or read-only: nothing to clean
             pass
 
+    def import_unknown_files(self) -> None:
+        """Record each model file in the folder that no record names, once the strict reader
+        (checkpoints.load: header, shapes, finite weights) has read it: under the name the file
+        carries, else its file name; owned by nobody, except where a record of an older version
+        names the model without a file (then its owner keeps it). The newest file of a name wins."""
+        try:
+            known = {r.file for r in self.records.all() if r.file}
+        except RecordsDown:
+            log.warning("models folder not imported: the database is not answering")
+            return
+        unknown = [self.folder / f for f in self._entries() if f not in known]
+        for path in sorted(unknown, key=_mtime, reverse=True):
+            if path.resolve() == self.shipped.resolve():
+                continue
+            try:
+                info = checkpoints.load(path, self.limits.max_params)[1]
+                content_named = CONTENT_NAMED.fullmatch(path.name)
+                name = info.own_name if content_named else checkpoints.own_name(path.stem)
+                if name is None:
+                    raise CheckpointError(f"{path.name} does not say which model it is")
+                self._record_found(name, path.name)
+            except (CheckpointError, StoreError, RecordsDown) as e:
+                log.warning("left out of the model list: %s", e)
+                self.refused[path.name] = str(e)
+
+    def _record_found(self, name: str, file: str) -> None:
+        record = self.records.get(name)
+        if record is None and self.records.claim(name, NOBODY) == NOBODY:
+            self.records.set_file(name, file)
+        elif record is not None and record.file is None:  # a version-2 database's owner
+            self.records.set_file(name, file)
+        else:
+            raise StoreError(f"{file}: the name {name} is another file's")
+
+    def _entries(self) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(self.folder)
+                    if e.name.endswith(SUFFIX) and not e.name.startswith(".") and e.is_file()]
+        except OSError:
+            return []
+
     # -- reading
     def listing(self) -> Listing:
-        """Every readable model. The page asks on every stroke, so the folder is scanned again
-        only when it changed (its mtime: every save, upload, delete and eviction renames or
-        removes a file), and each header is read once per (mtime, size) of its file."""
-        version = self._folder_version()
-        if version is not None and version == self._listed[0]:
-            return self._listed[1]
-        with self.lock:
-            entries = self._entries()
-        listing = self._read_all(entries)
-        self._listed = (version, listing)
+        """Every readable model, from the records. Kept for LISTING_TTL_S (this process's
+        own saves and deletes renew it at once); each file's header is read once."""
+        stamp, listed = self._listed
+        if listed is not None and time.monotonic() - stamp < LISTING_TTL_S:
+            return listed
+        try:
+            records = self.records.all()
+        except RecordsDown:
+            log.warning("model list unchanged: the database is not answering")
+            if listed is not None:
+                return listed
+            records = []
+        listing = self._read_all(records)
+        self._listed = (time.monotonic(), listing)
         return listing
 
-    def _folder_version(self):
-        """The folder's and the shipped file's mtimes; None while a change could still be
-        within the filesystem's timestamp resolution (then the folder is scanned)."""
-        try:
-            folder, shipped = self.folder.stat(), self.shipped.stat()
-        except OSError:
-            return None
-        if time.time_ns() - folder.st_mtime_ns < 2 * 10**9:
-            return None
-        return folder.st_mtime_ns, shipped.st_mtime_ns, shipped.st_size
-
-    def _read_all(self, entries: dict[str, Path]) -> Listing:
-        models, unreadable = [], []
+    def _read_all(self, records: list[Record]) -> Listing:
+        models, unreadable = [], sorted(self.refused)
         shipped = self._read(self.shipped.name, self.shipped, None)
         if isinstance(shipped, CheckpointInfo):
             models.append(shipped)
         else:
             unreadable.append(self.shipped.name)
-        for name, path in sorted(entries.items()):
-            if path.resolve() == self.shipped.resolve():
+        paths = set()
+        for record in sorted(records, key=lambda r: r.name):
+            if record.file is None:  # being saved
                 continue
-            info = self._read(name, path, self.limits.max_params)
+            path = self.folder / record.file
+            paths.add(str(path))
+            info = self._read(record.file, path, self.limits.max_params)
             if isinstance(info, CheckpointInfo):
-                models.append(info)
+                models.append(dataclasses.replace(info, name=record.name))
             else:
-                unreadable.append(name)
-        kept = {str(p) for p in entries.values()} | {str(self.shipped)}
+                unreadable.append(record.file)
+        kept = paths | {str(self.shipped)}
         self._headers = {k: v for k, v in self._headers.items() if k in kept}  # deleted files go
         return Listing(models, unreadable)
-
-    def _entries(self) -> dict[str, Path]:
-        try:
-            return {e.name: Path(e.path) for e in os.scandir(self.folder)
-                    if e.name.endswith(SUFFIX) and not e.name.startswith(".") and e.is_file()}
-        except OSError:
-            return {}
 
     def _read(self, name: str, path: Path, max_params: int | None):
         try:
@@ -151,46 +195,74 @@ class ModelStore:
         return model
 
     def owner(self, name: str) -> str | None:
-        with self.lock:
-            return self.owners.get(name)
+        """The visitor who may replace or delete the model; None for nobody, and while the
+        database is away (then nothing is anyone's)."""
+        try:
+            record = self.records.get(name)
+        except RecordsDown:
+            log.warning("model owners unavailable: the database is not answering")
+            return None
+        return (record.owner or None) if record else None
 
     # -- writing
     def save(self, name: str, visitor: str, model, config, metrics: dict,
              train_seconds: float) -> Path:
         """Save a model under a name only this visitor may then replace or delete."""
-        path = checkpoints.path_for_name(name, self.folder)
-        data = checkpoints.to_bytes(model, config, metrics, train_seconds)  # refuses NaN weights
+        checkpoints.path_for_name(name, self.folder)  # refuses a name no user may choose
+        data = checkpoints.to_bytes(model, config, metrics, train_seconds, name=name)  # no NaN
         taken = StoreError(f"a model named {name} already exists and belongs to someone else: "
                            "choose another name")
         with self.lock:
-            mine = self.owners.get(name) == visitor
-            if path.exists() and not mine:
+            record = self.records.get(name)
+            mine = record is not None and record.owner == visitor
+            if record is not None and not mine:
                 raise taken
             # Claim a new name before writing: one insert, so of two app processes saving the
             # same name one gets it (and a database that is away fails here, not after the file).
-            if not mine and self.owners.setdefault(name, visitor) != visitor:
+            if record is None and self.records.claim(name, visitor) != visitor:
                 raise taken
             try:
-                self._make_room(visitor, len(data), replacing=path if mine else None)
-                checkpoints.save(path, model, config, metrics, train_seconds, replace=mine)
-            except FileExistsError:
-                self._release(name, mine)
-                raise StoreError(f"a model named {name} was just saved by someone else: "
-                                 "choose another name") from None
+                self._make_room(visitor, len(data), replacing=record.file if mine else None)
+                file = self._write(data)
+                self.records.set_file(name, file)
             except OSError as e:
                 self._release(name, mine)
-                log.exception("saving %s failed", path)
+                log.exception("saving %s failed", name)
                 raise StoreError(f"the server could not save the model ({e.strerror or e}); "
                                  "try again later") from None
-            except StoreError:
+            except (StoreError, RecordsDown):
                 self._release(name, mine)
                 raise
-        return path
+            if mine and record.file not in (None, file):
+                self._remove_if_unused(record.file)
+        self._listed = (-float("inf"), None)
+        return self.folder / file
+
+    def _write(self, data: bytes) -> str:
+        """Write the bytes under their content's hash, unless that file is there already."""
+        file = hashlib.sha256(data).hexdigest() + SUFFIX
+        if not (self.folder / file).exists():
+            checkpoints.write_atomic(self.folder / file, data)
+        return file
 
     def _release(self, name: str, mine: bool) -> None:
         """Give back a name claimed for a save that failed."""
         if not mine:
-            self.owners.pop(name, None)
+            try:
+                self.records.remove(name)
+            except RecordsDown:
+                log.warning("%s stays claimed: the database is not answering", name)
+
+    def _remove_if_unused(self, file: str) -> None:
+        """Delete a file no record names any more (never the shipped model)."""
+        path = self.folder / file
+        if path.resolve() == self.shipped.resolve() or \
+                any(r.file == file for r in self.records.all()):
+            return
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("cannot delete %s: %s", file, e.strerror)
 
     def add_upload(self, file_name: str, data: bytes, visitor: str) -> Path:
         """Check an uploaded file with the strict reader, rebuild it, and save it afresh
@@ -201,47 +273,57 @@ class ModelStore:
 
     def delete(self, name: str, visitor: str) -> None:
         with self.lock:
-            if self.owners.get(name) != visitor:
+            record = self.records.get(name)
+            if record is None or record.owner != visitor:
                 raise StoreError(f"{name} is not yours to delete: only the tab that saved a model "
                                  "can delete it")
-            try:
-                checkpoints.path_for_name(name, self.folder).unlink(missing_ok=True)
-            except OSError as e:
-                raise StoreError(f"the server could not delete {name} ({e.strerror})") from None
-            del self.owners[name]
+            self.records.remove(name)
+            if record.file:
+                self._remove_if_unused(record.file)
+        self._listed = (-float("inf"), None)
 
-    def _make_room(self, visitor: str, size: int, replacing: Path | None) -> None:
+    def _make_room(self, visitor: str, size: int, replacing: str | None) -> None:
         """Check the quotas for a new file of size bytes (with self.lock held); evict the
         oldest models of visitors who have left when the whole store is full."""
         lim, mb = self.limits, 2**20
-        files = {p: p.stat().st_size for p in self._entries().values()
-                 if p != replacing and p.resolve() != self.shipped.resolve() and p.exists()}
-        mine = [p for p in files if self.owners.get(p.name[:-len(SUFFIX)]) == visitor]
+        stored = {r.name: r for r in self.records.all() if r.file and r.file != replacing}
+        sizes = {name: _size(self.folder / r.file) for name, r in stored.items()}
+        mine = [name for name, r in stored.items() if r.owner == visitor]
         if len(mine) + 1 > lim.session_max_files:
             raise StoreError(f"you have {len(mine)} models here, the most one visitor may keep "
                              f"(MLP_DEMO_SESSION_MAX_FILES): delete one first")
-        if sum(files[p] for p in mine) + size > lim.session_max_mb * mb:
+        if sum(sizes[n] for n in mine) + size > lim.session_max_mb * mb:
             raise StoreError(f"your models would take more than {lim.session_max_mb} MB, the most "
                              "one visitor may keep (MLP_DEMO_SESSION_MAX_MB): delete one first")
 
         def full():
-            return (len(files) + 1 > lim.store_max_files
-                    or sum(files.values()) + size > lim.store_max_mb * mb)
+            return len(sizes) + 1 > lim.store_max_files or sum(sizes.values()) + size > lim.store_max_mb * mb
 
-        evictable = sorted((p for p in files if not self.is_present(
-            self.owners.get(p.name[:-len(SUFFIX)], ""))), key=lambda p: p.stat().st_mtime)
+        evictable = sorted((r for r in stored.values() if not self.is_present(r.owner)),
+                           key=lambda r: r.saved_at)
         while full() and evictable:
             victim = evictable.pop(0)
-            try:
-                victim.unlink()
-                log.info("evicted %s to make room", victim.name)
-            except OSError:
-                continue
-            self.owners.pop(victim.name[:-len(SUFFIX)], None)
-            del files[victim]
+            self.records.remove(victim.name)
+            self._remove_if_unused(victim.file)
+            log.info("evicted %s to make room", victim.name)
+            del sizes[victim.name]
         if full():
             raise StoreError("the shared model store is full (MLP_DEMO_STORE_MAX_FILES, "
                              "MLP_DEMO_STORE_MAX_MB): try again later, or delete one of yours")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def upload_name(file_name: str) -> str:

@@ -335,6 +335,8 @@ def test_a_scored_entry_keeps_its_score_and_the_set_size(classes):
 
 
 def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
+    """Through every migration: version 2's handwriting columns, version 3's model files."""
+    from mlp_demo.records import ModelRecords
     engine = db.connect(database_url)
     classes = Classes(engine, Limits())
     new = classes.create()
@@ -343,6 +345,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
     with engine.begin() as conn:  # back to what version 1 made
         conn.exec_driver_sql("ALTER TABLE entries DROP COLUMN handwriting_acc")
         conn.exec_driver_sql("ALTER TABLE entries DROP COLUMN handwriting_n")
+        conn.exec_driver_sql("ALTER TABLE models DROP COLUMN file")  # version 3's
         conn.execute(update(db.meta).where(db.meta.c.key == "schema_version").values(value="1"))
     engine.dispose()
     engine = db.connect(database_url)
@@ -350,6 +353,10 @@ def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
     classes.post(new.code, "a", **run(acc=0.94), handwriting_acc=0.5, handwriting_n=2)
     assert [(e.test_acc, e.handwriting_acc) for e in classes.board(new.code).entries] == [
         (0.93, None), (0.94, 0.5)]
+    records = ModelRecords(engine)
+    records.claim("m", "a")
+    records.set_file("m", "f.safetensors")
+    assert records.get("m").file == "f.safetensors"
     with engine.connect() as conn:
         assert conn.execute(select(db.meta.c.value).where(db.meta.c.key == "schema_version")
                             ).scalar() == str(db.SCHEMA_VERSION)

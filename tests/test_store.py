@@ -1,8 +1,9 @@
 """The shared models folder for anonymous visitors: ownership, quotas, eviction, broken files."""
 
 import errno
+import hashlib
 import json
-import os
+import time
 
 import pytest
 
@@ -39,11 +40,30 @@ def test_a_visitor_cannot_replace_or_delete_another_visitors_model(tmp_path):
         save(store, "mine", "bob", seed=1)
     with pytest.raises(StoreError, match="not yours"):
         store.delete("mine", "bob")
-    assert path.read_bytes() == before
-    save(store, "mine", "alice", seed=2)  # the owner may replace it
-    assert path.read_bytes() != before
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    replaced = save(store, "mine", "alice", seed=2)  # the owner may replace it
+    assert replaced != path and not path.exists()  # the old file goes with its record
     store.delete("mine", "alice")
-    assert names(store) == ["default"]
+    assert names(store) == ["default"] and list(tmp_path.iterdir()) == []
+
+
+def test_files_are_named_by_their_content_and_carry_their_models_name(tmp_path):
+    store = store_in(tmp_path)
+    path = save(store, "mine", "alice")
+    assert path.name == hashlib.sha256(path.read_bytes()).hexdigest() + ".safetensors"
+    assert checkpoints.read_info(path).own_name == "mine"
+    assert store.records.get("mine").file == path.name
+
+
+def test_files_the_records_do_not_know_are_read_strictly_and_listed_at_start(tmp_path):
+    save(store_in(tmp_path), "saved", "alice")  # records in memory: gone with the process
+    crafted(tmp_path / "copied-in.safetensors", {"metrics": '{"test_acc": 0.8}'})
+    crafted(tmp_path / "not a name!.safetensors")
+    store = store_in(tmp_path)  # a restart
+    assert names(store) == ["default", "copied-in", "saved"]
+    assert store.owner("saved") is None and store.owner("copied-in") is None  # nobody's
+    assert store.listing().unreadable == ["not a name!.safetensors"]
+    assert (tmp_path / "copied-in.safetensors").exists()  # recorded where it is, not moved
 
 
 def test_the_shipped_model_is_immutable(tmp_path):
@@ -83,7 +103,6 @@ def test_a_full_store_evicts_the_oldest_models_of_visitors_who_left(tmp_path):
     present = {"alice", "bob", "carol"}
     store = store_in(tmp_path, present=present, store_max_files=3)
     save(store, "old", "alice")
-    os.utime(tmp_path / "old.safetensors", (1, 1))
     save(store, "newer", "alice")
     save(store, "bobs", "bob")
     with pytest.raises(StoreError, match="store is full"):
@@ -108,9 +127,9 @@ def test_many_tabs_of_one_visitor_cannot_exceed_the_store(tmp_path):
 
 def test_stale_temporary_files_are_removed_at_start(tmp_path):
     (tmp_path / ".m.safetensors.abc.tmp").write_bytes(b"half a checkpoint")
-    save(store_in(tmp_path), "kept", "alice")
-    store_in(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.safetensors"]
+    kept = save(store_in(tmp_path), "kept", "alice")
+    assert names(store_in(tmp_path)) == ["default", "kept"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name]
 
 
 def test_a_full_or_read_only_disk_is_a_message(tmp_path, monkeypatch):
@@ -118,9 +137,10 @@ def test_a_full_or_read_only_disk_is_a_message(tmp_path, monkeypatch):
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(checkpoints, "save", full)
+    monkeypatch.setattr(checkpoints, "write_atomic", full)
     with pytest.raises(StoreError, match="could not save the model .No space left"):
         save(store, "m", "alice")
+    assert store.records.get("m") is None  # the name is free again
 
 
 def test_broken_files_are_left_out_of_the_list_and_the_rest_listed(tmp_path):
@@ -161,10 +181,10 @@ def test_uploads_are_rebuilt_and_saved_under_a_safe_name(tmp_path):
     store = store_in(tmp_path)
     source = crafted(tmp_path / "src.bin", {"metrics": '{"test_acc": 0.7, "x": 1}', "extra": "y"})
     path = store.add_upload("../../My model (2).safetensors", source.read_bytes(), "alice")
-    assert path == tmp_path / "My-model-2.safetensors"
+    assert path.parent == tmp_path and "My-model-2" in names(store)
     meta = json.loads(path.read_bytes()[8:8 + int.from_bytes(path.read_bytes()[:8], "little")])
-    assert set(meta["__metadata__"]) == {"format", "config", "metrics", "train_seconds"}
-    assert store.owner("My-model-2") == "alice"
+    assert set(meta["__metadata__"]) == {"format", "config", "metrics", "train_seconds", "name"}
+    assert meta["__metadata__"]["name"] == "My-model-2" and store.owner("My-model-2") == "alice"
     with pytest.raises(ValueError, match="not a safetensors"):
         store.add_upload("x.safetensors", b"\x80\x04 pickle", "alice")
 
@@ -175,29 +195,29 @@ def test_upload_names(given, expected):
     assert upload_name(given) == expected
 
 
-def test_an_unchanged_folder_is_not_scanned_again(tmp_path, monkeypatch):
+def test_the_listing_comes_from_the_records_not_the_folder(tmp_path, monkeypatch):
     store = store_in(tmp_path)
     save(store, "m", "alice")
-    os.utime(tmp_path, ns=(1, 1))  # the folder last changed long ago
     first = store.listing()
-    scans = []
-    real = store._entries
-    monkeypatch.setattr(store, "_entries", lambda: scans.append(1) or real())
-    assert store.listing() is first and scans == []
-    save(store, "n", "alice")  # a save renames a file into the folder: its mtime moves
-    scans.clear()
-    assert names(store) == ["default", "m", "n"] and scans == [1]
+    crafted(tmp_path / "later.safetensors")  # copied in while the server runs: known at a restart
+    reads = []
+    real = store.records.all
+    monkeypatch.setattr(store.records, "all", lambda: reads.append(1) or real())
+    assert store.listing() is first and reads == []  # asked on every stroke: kept a moment
+    save(store, "n", "alice")  # this process's own save shows at once
+    reads.clear()
+    assert names(store) == ["default", "m", "n"] and reads == [1]
 
 
 # -- owners in the database: several app processes, restarts (issue 20)
 def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(tmp_path, database_url):
     from mlp_demo import db
-    from mlp_demo.records import ModelOwners
+    from mlp_demo.records import ModelRecords
     folder = tmp_path / "shared"
 
     def process():  # what each app process builds at start
         engine = db.connect(database_url)
-        return engine, ModelStore(folder, Limits(), owners=ModelOwners(engine))
+        return engine, ModelStore(folder, Limits(), records=ModelRecords(engine))
     engine_a, a = process()
     engine_b, b = process()
     save(a, "from-a", "alice")
@@ -205,7 +225,7 @@ def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(
     assert b.model(next(i for i in b.listing().models if i.name == "from-a")) is not None
     with pytest.raises(StoreError, match="belongs to someone else"):
         save(b, "from-a", "bob", seed=1)
-    assert a.owners.setdefault("racing", "alice") == "alice"  # A claimed it, not yet written
+    assert a.records.claim("racing", "alice") == "alice"  # A claimed it, not yet written
     with pytest.raises(StoreError, match="belongs to someone else"):
         save(b, "racing", "bob")  # B's save of the same name loses, before writing anything
     assert "racing" not in names(b)
@@ -222,12 +242,55 @@ def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(
 
 def test_owners_while_the_database_is_away_are_a_message_not_a_crash(tmp_path):
     from mlp_demo import db
-    from mlp_demo.records import ModelOwners
+    from mlp_demo.records import ModelRecords
     engine = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
-    store = ModelStore(tmp_path / "models", Limits(), owners=ModelOwners(engine))
+    store = ModelStore(tmp_path / "models", Limits(), records=ModelRecords(engine))
+    save(store, "before", "alice")
+    listed = names(store)
     engine.dispose()
     (tmp_path / "gone.sqlite3").unlink()
     (tmp_path / "gone.sqlite3").mkdir()  # nothing a database can open
     assert store.owner("anything") is None
     with pytest.raises(ValueError, match="database is not answering"):
         save(store, "later", "alice")
+    store._listed = (-float("inf"), store._listed[1])  # the kept listing has expired
+    assert names(store) == listed  # the last list the page had, not an error
+
+
+def test_a_version_2_store_keeps_its_models_and_owners(tmp_path, database_url):
+    """Before content-named files, a model was <name>.safetensors and its record had no file:
+    the first start of this version records the file under its owner."""
+    from sqlalchemy import update
+
+    from mlp_demo import db
+    from mlp_demo.records import ModelRecords
+    engine = db.connect(database_url)
+    records = ModelRecords(engine)
+    records.claim("old-one", "alice")  # a version-2 row: name and owner, no file
+    with engine.begin() as conn:
+        conn.execute(update(db.models).where(db.models.c.name == "old-one").values(file=None))
+    checkpoints.save(tmp_path / "old-one.safetensors", MLP(CONFIG), CONFIG, {"test_acc": 0.5}, 1.0)
+    store = ModelStore(tmp_path, Limits(), records=records)
+    assert "old-one" in names(store) and store.owner("old-one") == "alice"
+    save(store, "old-one", "alice", seed=3)  # its owner may still replace it
+    assert not (tmp_path / "old-one.safetensors").exists()
+    engine.dispose()
+
+
+def test_eviction_asks_the_database_who_is_present_on_any_process(tmp_path, database_url):
+    """Alice's page is open on another replica: this one must not evict her model."""
+    from mlp_demo import db
+    from mlp_demo.records import ModelRecords, Presence
+    engine = db.connect(database_url)
+    here, elsewhere = Presence(engine, ttl_s=150), Presence(engine, ttl_s=150)
+    store = ModelStore(tmp_path, Limits(store_max_files=1), is_present=here.is_present,
+                       records=ModelRecords(engine))
+    elsewhere.seen("alice")
+    save(store, "alices", "alice")
+    with pytest.raises(StoreError, match="store is full"):
+        save(store, "bobs", "bob")
+    later = Presence(engine, ttl_s=150, clock=lambda: time.time() + 200)  # her page closed
+    store.is_present = later.is_present
+    save(store, "bobs", "bob")
+    assert names(store) == ["default", "bobs"]
+    engine.dispose()

@@ -8,6 +8,7 @@ import streamlit as st
 
 from mlp_demo.checkpoints import CheckpointInfo
 from mlp_demo.session import Session
+from mlp_demo.store import upload_name
 
 from .server import show_message, user_action
 
@@ -17,8 +18,9 @@ log = logging.getLogger("mlp_demo.app")
 @user_action("models", "Not saved: ")
 def save_trained(me: Session) -> None:
     """Save's on_click: runs before the page is drawn, so the model list already shows it."""
-    path = me.save(st.session_state.get("save_run"), st.session_state.get("save_name") or "")
-    me.say("models", "success", f"Saved as {path.stem}.")
+    name = st.session_state.get("save_name") or ""
+    me.save(st.session_state.get("save_run"), name)
+    me.say("models", "success", f"Saved as {name}.")
 
 
 @user_action("models", "Not added: ")
@@ -27,8 +29,9 @@ def add_upload(me: Session) -> None:
     upload = st.session_state.upload
     if upload is None:
         return
-    path = me.store.add_upload(upload.name, upload.getvalue(), me.visitor)
-    me.say("models", "success", f"Added {path.stem}: choose it under Model, beside the drawing pad.")
+    me.store.add_upload(upload.name, upload.getvalue(), me.visitor)
+    me.say("models", "success", f"Added {upload_name(upload.name)}: choose it under Model, beside the "
+                                "drawing pad.")
 
 
 @user_action("models", "Not deleted: ")
@@ -96,5 +99,5 @@ def models_section(me: Session) -> None:
             chosen = st.selectbox("Download", names)
             path = listing.models[names.index(chosen)].path
             st.download_button("Download checkpoint", lambda: read_or_empty(path),  # on click
-                               file_name=path.name, mime="application/octet-stream",
+                               file_name=f"{chosen}.safetensors", mime="application/octet-stream",
                                on_click="ignore")

@@ -23,7 +23,7 @@ from mlp_demo.classes import Classes
 from mlp_demo.data import load_mnist, mnist_root
 from mlp_demo.jobs import LocalJobs
 from mlp_demo.limits import Limits, RunQueue, configure_threads
-from mlp_demo.records import ModelOwners
+from mlp_demo.records import ModelRecords, Presence
 from mlp_demo.session import Session
 from mlp_demo.store import ModelStore
 
@@ -71,13 +71,24 @@ def jobs():
 
 
 @st.cache_resource(show_spinner=False)
-def model_store() -> ModelStore:
-    """The shared models folder; its owners in the database (every replica shares them, a
-    restart keeps them), or in memory while there is none."""
+def presence() -> Presence | None:
+    """Who has a page open on any replica, in the database; None while there is none."""
     classes = database().get()
-    owners = ModelOwners(classes.engine) if classes is not None else None
-    return ModelStore(checkpoints.saved_dir(), limits(), is_present=run_queue().is_present,
-                      owners=owners)
+    return None if classes is None else Presence(classes.engine, limits().session_ttl_s)
+
+
+@st.cache_resource(show_spinner=False)
+def model_store() -> ModelStore:
+    """The shared models folder; its records in the database (every replica shares them, a
+    restart keeps them), or in memory while there is none. A model's owner is present (its
+    models are not evicted) while their page is open on this process or, by the database,
+    on any other."""
+    classes, queue, everywhere = database().get(), run_queue(), presence()
+
+    def is_present(visitor: str) -> bool:
+        return queue.is_present(visitor) or (everywhere is not None and everywhere.is_present(visitor))
+    records = ModelRecords(classes.engine) if classes is not None else None
+    return ModelStore(checkpoints.saved_dir(), limits(), is_present=is_present, records=records)
 
 
 @st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
@@ -167,6 +178,8 @@ def heartbeat() -> None:
     board; run from every rerun and from timed fragments."""
     me = session()
     run_queue().touch(me.visitor)
+    if (everywhere := presence()) is not None:
+        everywhere.seen(me.visitor)
     said = me.post_finished_runs()
     if said:
         me.say("class", "info", " ".join(said))
