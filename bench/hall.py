@@ -13,7 +13,9 @@ bench.load's browser sessions: all draw a 1, a 0 and a 7 at once, twice, while K
 
 Prints one JSON line: sessions_per_replica, wrong and missing predictions, p50_s and p95_s from
 mouse-up to prediction, ray_runs (where each run trained: pid and node, never a replica's
-process) and the checks. Needs root (PostgreSQL), nginx, Ray and Chromium, as `.ci/run` installs.
+process) and the checks; and single_process, the same class on one app process (training in
+its threads, no proxy) run first in the same invocation, for comparison. Needs root
+(PostgreSQL), nginx, Ray and Chromium, as `.ci/run` installs.
 """
 
 from __future__ import annotations
@@ -104,6 +106,52 @@ async def join_and_finish_a_run(browser, url: str, code: str, name: str):
     return context
 
 
+async def drive(browser, url: str, args) -> dict:
+    """bench.load's class on one URL: the sessions open, K train, all draw a 1, a 0 and a 7 at
+    once, args.rounds times. Wrong and missing predictions, p50 and p95 from mouse-up to
+    prediction, each trainer's state at the end, and the sessions' visitor cookies."""
+    sessions = [await open_session(browser, url) for _ in range(args.sessions)]
+    visitors = [next((c["value"] for c in await ctx.cookies() if c["name"] == COOKIE), None)
+                for ctx, _ in sessions]
+    pages = [page for _, page in sessions]
+    for page in pages[:args.training]:
+        await press_train(page, queued=False)
+    results = []
+    for _ in range(args.rounds):
+        for digit in DIGITS:
+            got = await asyncio.gather(*(draw_and_read(page, digit, args.timeout) for page in pages))
+            results += [(digit, *g) for g in got]
+    trainers = [await run_state(page) for page in pages[:args.training]]
+    for page in pages[:args.training]:
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        if await stop.is_enabled():
+            await stop.click()
+    for context, _ in sessions:
+        await context.close()
+    seconds = sorted(s for _, _, s, _ in results if s is not None)
+    return {"visitors": visitors, "trainers": trainers, "drawings": len(results),
+            "wrong": sum(d != g for d, g, _, _ in results if g is not None),
+            "missing": sum(g is None for _, g, _, _ in results),
+            "p50_s": round(statistics.median(seconds), 2) if seconds else None,
+            "p95_s": round(seconds[min(len(seconds) - 1, math.ceil(0.95 * len(seconds)) - 1)], 2)
+            if seconds else None}
+
+
+async def single_process(args, folder: Path) -> dict:
+    """The same class on one app process, training in its own threads: the figures the hall is
+    compared with, measured in the same run, before the hall starts."""
+    from playwright.async_api import async_playwright
+
+    env = {"MLP_DEMO_CHECKPOINTS": str(folder / "single"), "MLP_DEMO_MAX_JOBS": str(max(args.training, 2))}
+    with serve_app(env) as url:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            drawn = await drive(browser, url, args)
+            await browser.close()
+    drawn.pop("visitors")
+    return drawn
+
+
 async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
     from playwright.async_api import async_playwright
 
@@ -117,6 +165,8 @@ async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
     env = {**services.RAY_ENV, "MLP_DEMO_DATABASE_URL": database, "MLP_DEMO_RAY_ADDRESS": ray_address,
            "MLP_DEMO_CHECKPOINTS": str(folder / "models"), "MLP_DEMO_MAX_JOBS": str(max(args.training, 2))}
     r: dict = {"replicas": args.replicas, "sessions": args.sessions, "training": args.training}
+    if args.single:
+        r["single_process"] = await single_process(args, folder)
     with contextlib.ExitStack() as stack:
         replicas = [stack.enter_context(serve_app(env)) for _ in range(args.replicas)]
         ports = [int(url.rsplit(":", 1)[1]) for url in replicas]
@@ -127,32 +177,10 @@ async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             # The class draws through the proxy, K of them training on Ray meanwhile.
-            sessions = [await open_session(browser, proxy) for _ in range(args.sessions)]
-            cookies = [next(c["value"] for c in await ctx.cookies() if c["name"] == COOKIE)
-                       for ctx, _ in sessions]
-            where = [replica_of(proxy, v) for v in cookies]
+            drawn = await drive(browser, proxy, args)
+            where = [replica_of(proxy, v) for v in drawn.pop("visitors")]
             r["sessions_per_replica"] = [where.count(f"127.0.0.1:{port}") for port in ports]
-            pages = [page for _, page in sessions]
-            for page in pages[:args.training]:
-                await press_train(page, queued=False)
-            results = []
-            for _ in range(args.rounds):
-                for digit in DIGITS:
-                    got = await asyncio.gather(*(draw_and_read(page, digit, args.timeout) for page in pages))
-                    results += [(digit, *g) for g in got]
-            r["trainers"] = [await run_state(page) for page in pages[:args.training]]
-            for page in pages[:args.training]:
-                stop = page.get_by_role("button", name="Stop", exact=True)
-                if await stop.is_enabled():
-                    await stop.click()
-            for context, _ in sessions:
-                await context.close()
-            seconds = sorted(s for _, _, s, _ in results if s is not None)
-            r.update(drawings=len(results), wrong=sum(d != g for d, g, _, _ in results if g is not None),
-                     missing=sum(g is None for _, g, _, _ in results),
-                     p50_s=round(statistics.median(seconds), 2) if seconds else None,
-                     p95_s=round(seconds[min(len(seconds) - 1, math.ceil(0.95 * len(seconds)) - 1)], 2)
-                     if seconds else None)
+            r.update(drawn)
 
             # A model uploaded through A is listed, and its owner's, through B.
             visitor = "hall_visitor_0123456789abcdef"
@@ -221,6 +249,8 @@ def main(argv=None) -> None:
     parser.add_argument("--training", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60, help="seconds a prediction may take")
+    parser.add_argument("--no-single", dest="single", action="store_false",
+                        help="skip the single-process run the hall is compared with")
     args = parser.parse_args(argv)
     if args.replicas < 2:
         parser.error("a hall has at least 2 replicas")
