@@ -104,7 +104,9 @@ class ModelStore:
         record = self.records.get(name)
         if record is None and self.records.claim(name, NOBODY) == NOBODY:
             self.records.set_file(name, file)
-        elif record is not None and record.file is None:  # a version-2 database's owner
+        elif record is not None and record.file in (None, file):
+            # A version-2 database's row (its owner keeps it), a save that died between its
+            # file and its record, or another replica starting at the same moment.
             self.records.set_file(name, file)
         else:
             raise StoreError(f"{file}: the name {name} is another file's")
