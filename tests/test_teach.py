@@ -23,8 +23,9 @@ def test_a_taught_model_stays_closer_to_its_start_than_plain_fine_tuning(real_ra
     start = trainer.model.cpu().eval()
     images = data.test_x[:20].transpose(1, 2).contiguous()
     labels = (data.test_y[:20] + 3) % 10
-    ours = teach(start, images, labels, data.train_x, data.train_y, TeachConfig(steps=300))
-    plain = plain_fine_tuning(start, images, labels, data.train_x, data.train_y, steps=300)
+    ours = teach(start, images, labels, data.train_x, data.train_y, TeachConfig())
+    plain = plain_fine_tuning(start, images, labels, data.train_x, data.train_y,
+                              steps=TeachConfig().steps)
     test_x, test_y = data.test_x[20:], data.test_y[20:]
     assert agreement(start, ours, test_x) > agreement(start, plain, test_x)
     assert accuracy(ours, images, labels) > accuracy(start, images, labels) + 0.3  # it did learn them
