@@ -11,6 +11,16 @@ def test_defaults_and_presets_are_valid():
         assert config.validate() is config
 
 
+def test_default_stays_the_lectures_network():
+    """One hidden layer, ReLU, Adam: h = relu(W1 x + b1), y = W2 h + b2 (issue 22 changed only
+    its schedule, batch and smoothing); Fast aims at 98% within one epoch."""
+    default = PRESETS["default"]
+    assert default == TrainConfig() and len(default.hidden) == 1
+    assert (default.activation, default.optimizer, default.augment) == ("relu", "adam", False)
+    assert (default.batch_size, default.epochs, default.label_smoothing) == (128, 3, 0.1)
+    assert PRESETS["fast"].epochs == 1 and PRESETS["fast"].hidden == (512, 512)
+
+
 NUMERIC = [f.name for f in dataclasses.fields(TrainConfig) if field_meta(f.name)["low"] is not None
            and f.name != "hidden"]
 

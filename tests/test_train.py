@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mlp_demo.config import ConfigError, TrainConfig
+from mlp_demo.config import PRESETS, ConfigError, TrainConfig
 from mlp_demo.train import Trainer, evaluate, resolve_device
 
 
@@ -15,6 +15,17 @@ def test_loss_goes_down_and_accuracy_goes_up(tiny_data, small_config):
     assert trainer.run() == "finished"
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     assert trainer.metrics["test_acc"] > max(0.9, acc_before)
+
+
+@pytest.mark.parametrize("preset", ["default", "fast"])
+def test_the_presets_learn_on_a_fixed_seed(tiny_data, preset):
+    """Default and Fast as the app runs them (on the tests' tiny MNIST): the loss falls."""
+    config = PRESETS[preset].replace(device="cpu", val_size=min(PRESETS[preset].val_size, 200))
+    losses = []
+    trainer = Trainer(config, tiny_data)
+    trainer.on("step", lambda m: losses.append(m["loss"]))
+    assert trainer.run() == "finished"
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
 
 
 def test_events_carry_plain_numbers(tiny_data, small_config):
