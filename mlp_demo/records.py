@@ -106,7 +106,6 @@ class ModelRecords:
         return [Record(r.name, r.owner, r.file, r.saved_at) for r in rows]
 
 
-
 @contextmanager
 def answering():
     """A database error other than a lost race (IntegrityError) becomes RecordsDown."""
@@ -122,12 +121,14 @@ class Presence:
     """Which visitors have an open page on any app process: each process writes its visitors'
     heartbeats (at most one write per visitor every WRITE_EVERY_S), and a visitor is present
     while their last heartbeat is younger than the session TTL. The store asks before it evicts
-    a model, so a student on another replica keeps theirs."""
+    a model, so a student on another replica keeps theirs. Rows older than the TTL are deleted
+    along the way (every tab without the proxy's cookie is a new visitor: the table would grow)."""
     WRITE_EVERY_S = 30
 
     def __init__(self, engine: Engine, ttl_s: float, clock=time.time):
         self.engine, self.ttl_s, self.clock = engine, ttl_s, clock
         self.written: dict[str, float] = {}  # visitor -> when this process last wrote it
+        self.pruned = -float("inf")  # when this process last deleted the departed
         self.lock = threading.Lock()
 
     def seen(self, visitor: str) -> None:
@@ -138,12 +139,17 @@ class Presence:
             self.written[visitor] = now
             for gone in [v for v, t in self.written.items() if now - t > self.ttl_s]:
                 del self.written[gone]
+            prune = now - self.pruned >= self.WRITE_EVERY_S
+            if prune:
+                self.pruned = now
         try:
             with self.engine.begin() as conn:
                 done = conn.execute(update(db.visitors).where(db.visitors.c.visitor == visitor)
                                     .values(last_seen=now)).rowcount
                 if not done:
                     conn.execute(db.visitors.insert().values(visitor=visitor, last_seen=now))
+                if prune:
+                    conn.execute(delete(db.visitors).where(db.visitors.c.last_seen < now - self.ttl_s))
         except IntegrityError:  # another process inserted it first: it is present
             pass
         except SQLAlchemyError:

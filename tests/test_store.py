@@ -196,6 +196,8 @@ def test_upload_names(given, expected):
 
 
 def test_the_listing_comes_from_the_records_not_the_folder(tmp_path, monkeypatch):
+    from mlp_demo import store as store_module
+    monkeypatch.setattr(store_module, "LISTING_TTL_S", 3600)  # however slow this machine is
     store = store_in(tmp_path)
     save(store, "m", "alice")
     first = store.listing()
@@ -279,6 +281,8 @@ def test_a_version_2_store_keeps_its_models_and_owners(tmp_path, database_url):
 
 def test_eviction_asks_the_database_who_is_present_on_any_process(tmp_path, database_url):
     """Alice's page is open on another replica: this one must not evict her model."""
+    from sqlalchemy import select
+
     from mlp_demo import db
     from mlp_demo.records import ModelRecords, Presence
     engine = db.connect(database_url)
@@ -293,4 +297,7 @@ def test_eviction_asks_the_database_who_is_present_on_any_process(tmp_path, data
     store.is_present = later.is_present
     save(store, "bobs", "bob")
     assert names(store) == ["default", "bobs"]
+    later.seen("bob")  # a heartbeat also deletes those long gone
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(db.visitors.c.visitor)).scalars()) == ["bob"]
     engine.dispose()

@@ -116,7 +116,7 @@ def teaching_controls(me: Session) -> None:
                   disabled=bool(job and job.active) or not mine, on_click=start_teaching,
                   help=f"Fine-tune the model chosen under the pad on Your examples "
                        f"({TeachConfig().steps} steps, three quarters of each batch from MNIST; "
-                       f"its first layer stays as it is).")
+                       f"with two or more hidden layers, the first stays as it is).")
         if teaching:
             st.button("Stop teaching", icon=":material/stop:", on_click=stop_teaching)
         if mine:
