@@ -124,9 +124,12 @@ class RayJob:
 
     @property
     def active(self) -> bool:
-        with self.lock:
-            status = self._snapshot["status"]
-        return status not in ENDED and (status == "queued" or self._thread is not None)
+        """Queued, or its follower thread still going: as for TrainingJob, the tab's slot is
+        free only once the thread has given the queue's place back (on_done), not as soon as
+        the status reads ended (a new run submitted in between was refused as a second one)."""
+        if self._thread is not None:
+            return self._thread.is_alive()
+        return self.status == "queued"
 
     def snapshot(self) -> dict:
         with self.lock:

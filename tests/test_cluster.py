@@ -110,6 +110,12 @@ def test_its_weights_drive_the_pad(on_ray):
 
 def test_a_killed_worker_is_a_failed_run_with_a_message(on_ray):
     me = on_ray()
+    forget = me.queue._forget
+
+    def slow_forget(job):  # a slow machine: the place is given back a moment after the end
+        time.sleep(1)
+        forget(job)
+    me.queue._forget = slow_forget
     me.train(ENDLESS)
     wait(lambda: step(me) > 0, what="the first step")
     os.kill(me.job.snapshot()["worker"]["pid"], signal.SIGKILL)
