@@ -153,9 +153,9 @@ class Presence:
         except IntegrityError:  # another process inserted it first: it is present
             pass
         except SQLAlchemyError:
+            # Tried again after WRITE_EVERY_S, not on the next rerun: each try may wait out the
+            # connect timeout. Meanwhile is_present says yes to everyone, so nobody loses a model.
             log.warning("presence not recorded: the database is not answering")
-            with self.lock:
-                self.written.pop(visitor, None)
 
     def is_present(self, visitor: str) -> bool:
         """True while the database is away too: nothing is evicted on a guess."""

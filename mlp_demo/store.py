@@ -38,6 +38,9 @@ SUFFIX = ".safetensors"
 CONTENT_NAMED = re.compile(r"[0-9a-f]{64}\.safetensors")
 MODELS_CACHED = 16  # loaded models kept for every visitor; each at most the parameter cap
 LISTING_TTL_S = 1.0  # the page asks on every stroke; another replica's save shows within this
+# While the database is not answering, the last listing is kept this long before asking again:
+# each try may wait out the connect timeout, and every page of every visitor asks.
+DOWN_RETRY_S = 10.0
 
 
 class StoreError(ValueError):
@@ -61,7 +64,7 @@ class ModelStore:
         self.lock = threading.Lock()
         self.refused: dict[str, str] = {}  # files found at start that are not listed -> why
         self._headers: dict[str, tuple] = {}  # file path -> ((mtime_ns, size), info or error)
-        self._listed: tuple = (-float("inf"), None)  # (time.monotonic(), Listing)
+        self._listed: tuple = (-float("inf"), None)  # (time.monotonic() it expires at, Listing)
         self._models: OrderedDict = OrderedDict()  # (path, mtime_ns, size) -> read-only MLP
         self._remove_stale_temporaries()
         self.import_unknown_files()
@@ -122,18 +125,16 @@ class ModelStore:
     def listing(self) -> Listing:
         """Every readable model, from the records. Kept for LISTING_TTL_S (this process's
         own saves and deletes renew it at once); each file's header is read once."""
-        stamp, listed = self._listed
-        if listed is not None and time.monotonic() - stamp < LISTING_TTL_S:
+        expires, listed = self._listed
+        if listed is not None and time.monotonic() < expires:
             return listed
         try:
-            records = self.records.all()
+            listing, keep_s = self._read_all(self.records.all()), LISTING_TTL_S
         except RecordsDown:
             log.warning("model list unchanged: the database is not answering")
-            if listed is not None:
-                return listed
-            records = []
-        listing = self._read_all(records)
-        self._listed = (time.monotonic(), listing)
+            listing = listed if listed is not None else self._read_all([])
+            keep_s = DOWN_RETRY_S
+        self._listed = (time.monotonic() + keep_s, listing)
         return listing
 
     def _read_all(self, records: list[Record]) -> Listing:

@@ -257,6 +257,29 @@ def test_owners_while_the_database_is_away_are_a_message_not_a_crash(tmp_path):
         save(store, "later", "alice")
     store._listed = (-float("inf"), store._listed[1])  # the kept listing has expired
     assert names(store) == listed  # the last list the page had, not an error
+    asked = []
+    store.records.all = lambda: asked.append(1) or ModelRecords.all(store.records)
+    for _ in range(5):  # every page's rerun: the database is not asked again for a while
+        assert names(store) == listed
+    assert asked == []
+
+
+def test_presence_while_the_database_is_away_tries_once_per_interval(tmp_path, caplog):
+    """Each try may wait out the connect timeout: a page's reruns must not each make one."""
+    from sqlalchemy import create_engine
+
+    from mlp_demo.records import Presence
+    (tmp_path / "gone.sqlite3").mkdir()  # nothing a database can open
+    now = [1000.0]
+    presence = Presence(create_engine(f"sqlite:///{tmp_path / 'gone.sqlite3'}"), ttl_s=150,
+                        clock=lambda: now[0])
+    for _ in range(3):
+        presence.seen("alice")
+    assert caplog.text.count("presence not recorded") == 1
+    assert presence.is_present("alice")  # nothing is evicted on a guess
+    now[0] += Presence.WRITE_EVERY_S
+    presence.seen("alice")
+    assert caplog.text.count("presence not recorded") == 2
 
 
 def test_a_version_2_store_keeps_its_models_and_owners(tmp_path, database_url):
