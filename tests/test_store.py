@@ -242,8 +242,10 @@ def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(
         engine.dispose()
 
 
-def test_owners_while_the_database_is_away_are_a_message_not_a_crash(tmp_path):
+def test_owners_while_the_database_is_away_are_a_message_not_a_crash(tmp_path, monkeypatch):
     from mlp_demo import db
+    from mlp_demo import store as store_module
+    monkeypatch.setattr(store_module, "DOWN_RETRY_S", 3600)  # however slow this machine is
     from mlp_demo.records import ModelRecords
     engine = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
     store = ModelStore(tmp_path / "models", Limits(), records=ModelRecords(engine))
