@@ -1,0 +1,73 @@
+"""The tab that has just pressed Train (or Teach) still reads a drawing at once (issue 35): in a
+class and not, on SQLite and on PostgreSQL. Every wait is on a state, with a bound generous
+enough that only a stall exceeds it; each run lasts until the test stops it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from test_browser_class import mnist_root
+
+from bench.browser import BLANK_PAD, REPO, body_has, draw, new_page, one, pad, serve_app
+
+from helpers import shot, train_slowly
+
+pytestmark = pytest.mark.browser
+STALL_MS = 45_000  # a stall, not a slow machine: an answer normally comes in about a second
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory, tiny_root):
+    env = {"MNIST_ROOT": mnist_root(tiny_root),
+           "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
+    if request.param == "postgresql":
+        env["MLP_DEMO_DATABASE_URL"] = request.getfixturevalue("postgres_server")
+    new_class = json.loads(subprocess.check_output(
+        [sys.executable, "-m", "mlp_demo", "class", "new", "--json"], cwd=REPO,
+        env={**os.environ, **env}))
+    with serve_app(env) as url:
+        yield url, new_class["code"]
+
+
+def open_tab(browser, url: str, join: str | None):
+    page = new_page(browser)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{url}?class={join}" if join else url)
+    pad(page)
+    body_has(page, BLANK_PAD, 60_000)
+    if join:
+        page.get_by_label("Your name on the board").fill("Ann")
+        page.get_by_role("button", name="Join", exact=True).click()
+        body_has(page, "You are on the board", 30_000)
+    return page
+
+
+@pytest.mark.parametrize("in_class", [False, True], ids=["alone", "in-a-class"])
+def test_a_one_drawn_right_after_train_is_read_while_the_run_trains(browser, server, in_class):
+    url, code = server
+    page = open_tab(browser, url, code if in_class else None)
+    train_slowly(page)
+    draw(page, one())  # at once: the page may still be drawing Train's rerun
+    body_has(page, "Prediction: 1", STALL_MS)
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    assert stop.is_enabled(), "the run must still be training when the drawing is read"
+    shot(page, f"busy-tab-train-{'class' if in_class else 'alone'}")
+    stop.click()
+    page.close()
+
+
+def test_a_one_drawn_right_after_teach_is_read(browser, server):
+    url, code = server
+    page = open_tab(browser, url, code)
+    draw(page, one())
+    body_has(page, "Prediction: 1", STALL_MS)
+    page.locator(".st-key-label_1 button").click()
+    body_has(page, "Added as a 1", 30_000)
+    page.get_by_role("button", name="Clear", exact=True).click()
+    body_has(page, BLANK_PAD, 30_000)
+    page.get_by_role("button", name="Teach", exact=True).click()
+    draw(page, one())  # at once, while the teaching run is queued or going
+    body_has(page, "Prediction:", STALL_MS)
+    page.close()
