@@ -51,7 +51,8 @@ def serve_app(env: dict):
     """`streamlit run app.py` on a free local port, until the block ends; yields its URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-                             str(port), "--server.address", "127.0.0.1"], cwd=REPO,
+                             str(port), "--server.address", "127.0.0.1", "--server.headless",
+                             "true"], cwd=REPO,
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url, deadline = AppURL(f"http://127.0.0.1:{port}"), time.monotonic() + 60

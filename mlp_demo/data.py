@@ -6,12 +6,15 @@ into it: no DataLoader, no per-sample PIL transforms in the training hot path.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 FIELD = 28
 BOX = 20  # MNIST fits each digit's longer side into 20 of the field's 28 pixels
@@ -58,10 +61,12 @@ def load_mnist(root: str | None = None, download: bool = True):
         train = datasets.MNIST(root, train=True, download=download)
         test = datasets.MNIST(root, train=False, download=download)
     except Exception as e:  # torchvision raises RuntimeError, URLError, OSError, ... alike
+        log.warning("MNIST could not be loaded from %s: %r", root, e)
         raise DataMissing(
-            f"MNIST not found in {os.path.abspath(root)}/MNIST/raw and it could not be "
-            f"downloaded ({type(e).__name__}). Put {', '.join(MNIST_FILES)} there, or set "
-            f"MNIST_ROOT to the folder that holds MNIST/raw.") from None
+            f"MNIST is not in {os.path.abspath(root)}/MNIST/raw, and this server could not "
+            f"download it (no internet, or the folder cannot be written). To fix it: copy "
+            f"{', '.join(MNIST_FILES)} there, or set MNIST_ROOT to a folder that holds "
+            "MNIST/raw, then press Train again.") from None
     return train.data, train.targets, test.data, test.targets
 
 
