@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from mlp_demo.ui.pad import drawing_pad  # streamlit and the canvas only: no torch yet
+from mlp_demo.ui.pad import drawing_pad, shipped_model  # no torch yet
 
 st.set_page_config(page_title="Train an MLP on MNIST", page_icon="✏️", layout="wide")
 
@@ -30,23 +30,26 @@ if st.query_params.get("view") == "board":  # a class's board, for the projector
 st.sidebar.title("Hyperparameters")
 st.title("Train a neural network on handwritten digits")
 st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, learns MNIST's "
-           "60,000 digits. Draw below; tune and train on the left.")
+           "60,000 digits. Draw below; tune the settings in the sidebar and press Train.")
 
 
 def drawing_and_prediction() -> None:
-    """The pad, what the network makes of it, and teaching it your handwriting. A fragment: a
-    stroke, Clear, a label or a change of model reruns only this, not the whole page with its
-    figures (measured in bench.load). Teaching shares the prediction column: below the pad it
-    would push the page's Train button out of sight of a visitor who has not drawn yet."""
-    pad_column, prediction_column = st.columns([1, 1], gap="large")
+    """The pad (which reads the drawing in the browser as it is drawn), the model it runs, and
+    what only the server can add once the pen lifts: why, labels, teaching. A fragment: a pen
+    lift, a label or a change of model reruns only this, not the whole page with its figures."""
+    pad_column, server_column = st.columns([3, 2], gap="large")
     with pad_column:
-        drawing = drawing_pad()
-    from mlp_demo.ui import prediction, server, teaching  # torch: 2.4 s on a cold server
+        if "session" in st.session_state:  # torch is loaded: the chosen model
+            from mlp_demo.ui import server
+            drawing = drawing_pad(server.session().browser_model())
+        else:  # the first paint: the shipped model, before torch (2.4 s on a cold server)
+            drawing = drawing_pad(shipped_model())
+    from mlp_demo.ui import prediction, server, teaching
 
     me = server.session()
     with pad_column:
         prediction.model_picker(me)
-    with prediction_column:
+    with server_column:
         seen = prediction.prediction_panel(me, drawing)
         teaching.label_buttons(me, seen)
         if seen is not None:

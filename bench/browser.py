@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 BLANK_PAD = "Draw a digit on the black pad"
-PAD_SELECTOR = '[class*="st-key-canvas_"] canvas.upper-canvas'  # fabric.js takes strokes on it
+PAD_SELECTOR = ".mlp-pad canvas.pad"  # the pad's one canvas (mlp_demo/web/pad.html)
 
 
 def free_port() -> int:

@@ -32,7 +32,7 @@ DIGITS = {
 
 
 DEBUG = False
-HAS_INK = """c => {  // on the pad's lower canvas (inside the component's shadow root)
+HAS_INK = """c => {  // white ink on the pad's black canvas
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   for (let i = 0; i < d.length; i += 4 * 13) if (d[i] > 128) return true;
   return false;
@@ -60,8 +60,7 @@ async def open_session(browser, url: str):
 
 
 async def canvas_box(page) -> dict:
-    """The pad's box, once its canvas takes strokes: fabric.js draws on a lower canvas and
-    listens on an upper one, added a moment later."""
+    """The pad's box, once its canvas is on screen (a page may still be drawing it)."""
     for _ in range(50):
         canvas = page.locator(PAD_SELECTOR).last
         try:
@@ -75,11 +74,11 @@ async def canvas_box(page) -> dict:
 
 
 async def has_ink(page, timeout_s: float = 3) -> bool:
-    """Whether the stroke reached the pad (fabric.js paints it a moment after mouse-up)."""
+    """Whether the stroke reached the pad's canvas."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            canvas = page.locator('[class*="st-key-canvas_"] canvas.lower-canvas').last
+            canvas = page.locator(PAD_SELECTOR).last
             if await canvas.evaluate(HAS_INK, timeout=1_000):
                 return True
         except Exception:

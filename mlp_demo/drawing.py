@@ -70,6 +70,24 @@ def read_drawing(data_url: str | None) -> np.ndarray | None:
         raise DrawingRefused("the drawing could not be decoded") from None
 
 
+def read_field(values) -> np.ndarray | None:
+    """The pad's 28x28 field as the browser sent it (784 numbers in [0, 1], row by row) ->
+    a float32 (28, 28) array, checked before anything is built from it: its type and length
+    first (a forged message can be 10 MB), then every value's type and range. None for none."""
+    if values is None:
+        return None
+    if not isinstance(values, (list, tuple)):
+        raise DrawingRefused("the drawing is not a list of 784 numbers")
+    if len(values) != FIELD * FIELD:
+        raise DrawingRefused(f"the drawing has {len(values)} values, not {FIELD * FIELD}")
+    if not all(type(v) in (int, float) for v in values):  # no bools, strings, lists or None
+        raise DrawingRefused("the drawing holds something other than numbers")
+    field = np.asarray(values, dtype=np.float32).reshape(FIELD, FIELD)
+    if not np.isfinite(field).all() or field.min() < 0 or field.max() > 1:
+        raise DrawingRefused("the drawing's values must be between 0 and 1")
+    return field
+
+
 def to_ink(image: np.ndarray) -> np.ndarray:
     """Any greyscale, RGB or RGBA array -> float ink in [0, 1] on a 0 background."""
     a = np.asarray(image, dtype=np.float32)
@@ -120,7 +138,27 @@ def _resize(image: np.ndarray, longer_side: int, only_shrink: bool = False) -> n
     if only_shrink and scale >= 1:
         return image
     h, w = (max(1, round(n * scale)) for n in image.shape)
-    return np.clip(np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS)), 0, 1)
+    # Rows first, then columns, each sum in float64 stored as float32: Pillow's order and
+    # precision, step for step, which mlp_demo/web/pipeline.js follows too.
+    rows = (image.astype(np.float64) @ lanczos_weights(image.shape[1], w).T).astype(np.float32)
+    return np.clip((lanczos_weights(image.shape[0], h) @ rows.astype(np.float64)).astype(np.float32), 0, 1)
+
+
+def lanczos_weights(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in): each output pixel's weights over the input pixels, Pillow's Lanczos
+    resampling (a 3-lobed windowed sinc, widened by the scale when shrinking) written out so
+    that the browser's pipeline can compute the very same numbers."""
+    scale = size_in / size_out
+    stretch = max(scale, 1.0)
+    support = 3.0 * stretch
+    weights = np.zeros((size_out, size_in))
+    for i in range(size_out):
+        centre = (i + 0.5) * scale
+        first, last = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), size_in)
+        x = (np.arange(first, last) - centre + 0.5) / stretch
+        k = np.where((x >= -3) & (x < 3), np.sinc(x) * np.sinc(x / 3), 0.0)
+        weights[i, first:last] = k / k.sum() if k.sum() else k
+    return weights
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -153,11 +191,19 @@ def _centre_by_mass(small: np.ndarray) -> np.ndarray:
     ys, xs = np.indices(small.shape)
     mass = small.sum()
     cy, cx = (ys * small).sum() / mass, (xs * small).sum() / mass
-    top = int(np.clip(round(FIELD / 2 - 0.5 - cy), 0, FIELD - h))
-    left = int(np.clip(round(FIELD / 2 - 0.5 - cx), 0, FIELD - w))
+    # Snapped to a thousandth before rounding: a symmetric stroke's centre falls on a half, and
+    # float noise (summation order) must not decide which way it goes, here or in the browser.
+    top = int(np.clip(round(round(FIELD / 2 - 0.5 - cy, 3)), 0, FIELD - h))
+    left = int(np.clip(round(round(FIELD / 2 - 0.5 - cx, 3)), 0, FIELD - w))
     out = np.zeros((FIELD, FIELD), dtype=np.float32)
     out[top:top + h, left:left + w] = small
     return out
+
+
+def predict_field(model, field: np.ndarray) -> np.ndarray:
+    """The 10 softmax probabilities for a 28x28 field in [0, 1]: the server's own reading of
+    what the browser preprocessed (it never takes the browser's probabilities)."""
+    return predict_proba(model, normalize(torch.from_numpy(field)[None]))[0].numpy()
 
 
 def predict_steps(model, image: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray] | None:

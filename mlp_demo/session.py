@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checkpoints import CheckpointError, CheckpointInfo
+from . import weights
+from .checkpoints import CheckpointError, CheckpointInfo, to_bytes
 from .classes import (
     DATABASE_DOWN,
     NO_SUCH_CLASS,
@@ -27,7 +28,7 @@ from .classes import (
 )
 from .config import TrainConfig
 from .data import DataMissing, normalize
-from .drawing import DrawingRefused, predict_steps, read_drawing
+from .drawing import DrawingRefused, predict_field, predict_steps, read_drawing, read_field
 from .examples import read_zip, to_zip
 from .insight import predict_all
 from .jobs import LocalJobs
@@ -40,6 +41,7 @@ from .teach import MAX_EXAMPLES, TeachConfig
 LIVE = "Live: the model you train here"  # the latest run, as it trains and after
 SHIPPED = "Shipped model"
 MNIST_MISSING = "Drawing still works, with the shipped model."
+LIVE_WEIGHTS_S = 2.0  # how often a tab watching its run train gets its newer weights
 JOIN_TRIES, JOIN_WINDOW_S = 5, 60  # wrong codes a tab may try in a minute
 
 
@@ -123,6 +125,7 @@ class Session:
         self.compare_seen = 0  # the last run number Compare runs has offered
         self._test_probs: tuple = (None, None)  # (run, step) -> a run's test probabilities
         self._choices: tuple = (None, (), {})  # (the listing, the runs, label -> source)
+        self._browser_weights: tuple = ((None, False), None, 0.0)  # (run, active), URL, when
 
     def __repr__(self) -> str:
         return (f"Session(visitor={self.visitor[:8]}, runs={len(self.history.runs)}, "
@@ -337,21 +340,61 @@ class Session:
         source = self.source()
         return isinstance(source, Run) and source is self.history.latest and source.job.active
 
-    def predict(self, drawing_url: str | None) -> Prediction | None:
-        """What the chosen model reads in the pad's PNG (a data URL, untrusted): None for an
-        empty pad; SessionError(kind="info") for a refused or blank drawing or a model not
-        ready, SessionError for a model that cannot be loaded."""
+    def browser_model(self) -> dict:
+        """What the pad's browser side runs: {"model": the URL of the chosen model's weights},
+        or {"note": why there are none yet}. A run's weights are published when it is chosen
+        and again when it ends; the live run's at most every LIVE_WEIGHTS_S, each newer file
+        replacing the older (a Default run's weights are 1.6 MB)."""
         try:
-            image = read_drawing(drawing_url)
+            source = self.source()
+        except SessionError as e:
+            return {"note": str(e)}
+        if source is None:
+            return {"note": "No model is listed: train one first."}
+        if not isinstance(source, Run):
+            return {"model": weights.publish_file(source.path)}
+        key, now = (source.number, source.job.active), time.monotonic()
+        seen_key, url, at = self._browser_weights
+        if seen_key == key and (not key[1] or now - at < LIVE_WEIGHTS_S):
+            return {"model": url}
+        model = source.model()
+        if model is None:
+            return {"note": "The live model appears after its first training step."}
+        try:
+            published = weights.publish(to_bytes(model, model.config, {}, 0.0), weights.RUN_PREFIX)
+        except CheckpointError as e:
+            return {"note": f"This run's weights cannot be used: {e}."}
+        if seen_key[1] and url != published:
+            weights.withdraw(url)  # the live run's older weights: no page needs them now
+        self._browser_weights = (key, published, now)
+        return {"model": published}
+
+    def predict(self, drawing_url: str | None) -> Prediction | None:
+        """What the chosen model reads in an image (a PNG data URL, untrusted): None for none;
+        SessionError(kind="info") for a refused or blank drawing or a model not ready,
+        SessionError for a model that cannot be loaded."""
+        return self._read(lambda: (read_drawing(drawing_url), None))
+
+    def predict_pad(self, values) -> Prediction | None:
+        """The same for what the pad sends when the pen lifts: the 28x28 field the browser
+        preprocessed (784 numbers in [0, 1], untrusted; read again here, never its probabilities)."""
+        return self._read(lambda: (None, read_field(values)))
+
+    def _read(self, decode) -> Prediction | None:
+        try:
+            image, field = decode()
         except DrawingRefused as e:
             raise SessionError(f"This drawing was not read: {e}. Clear the pad and draw again.",
                                "info") from None
-        if image is None:
+        if image is None and field is None:
             return None
         model = self.model()
         if model is None:
             raise SessionError("The live model appears after its first training step.", "info")
-        found = predict_steps(model, image)
+        if field is not None:
+            found = None if field.sum() < 1 else ({"centred": field}, predict_field(model, field))
+        else:
+            found = predict_steps(model, image)
         if found is None:
             raise SessionError("The pad looks blank: draw a digit (a bigger one, if you already "
                                "did).", "info")

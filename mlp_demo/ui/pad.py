@@ -1,54 +1,36 @@
-"""The drawing pad. Drawn in the first paint, before torch is imported, so it imports neither
-torch nor numpy (nor the Session, which does): what the browser sent is handed back as text
-and read by the strict reader later."""
+"""The drawing pad: our own component (mlp_demo/web/), drawn in the first paint, before torch is
+imported, so it imports neither torch nor numpy (nor the Session, which does). The browser
+reads the drawing itself as the pen moves; what it sends here when the pen lifts is the 28x28
+field, handed on untouched: the Session's strict reader checks it."""
 
 from __future__ import annotations
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas  # importable only inside a Streamlit runtime
 
-PAD_SIZE = 280
-PAD_KEY = "canvas_pad"  # one pad for the life of the tab: it is never replaced
+from mlp_demo import web, weights
 
-# Clear empties the pad in the browser, with the pad's own reset (the bin on its hover
-# toolbar), and the pad then sends its empty drawing like any stroke. It used to mount a new
-# pad from the server: on a cold server the page's first run held that back for seconds, a
-# stroke drawn meanwhile landed on the pad about to go, and was lost (issue 23: 2 of 6 cold
-# starts). Now nothing waits on the server, so a stroke after Clear always lands on the pad.
-_CLEAR_JS = """
-export default function ({ parentElement, data }) {
-  parentElement.querySelector("button").onclick = () => {
-    const pad = document.querySelector(".st-key-" + data.pad);
-    const host = pad && [...pad.querySelectorAll("*")].find((e) => e.shadowRoot);
-    const root = host ? host.shadowRoot : pad;
-    root?.querySelector('button[aria-label="Reset canvas & history"]')?.click();
-  };
-}
-"""
-_CLEAR_CSS = """
-button { font: inherit; font-family: var(--st-font); color: var(--st-text-color);
-  background: var(--st-background-color); border: 1px solid var(--st-border-color);
-  border-radius: var(--st-button-radius, 0.5rem); padding: 0.25rem 0.75rem; min-height: 2.5rem;
-  cursor: pointer; }
-button:hover { border-color: var(--st-primary-color); color: var(--st-primary-color); }
-button:active { background: var(--st-primary-color); color: white; }
-"""
-_clear_button = st.components.v2.component(
-    "mlp_demo.clear_pad", html='<button type="button">Clear</button>', css=_CLEAR_CSS,
-    js=_CLEAR_JS)
+PAD_KEY = "pad"  # one pad for the life of the tab: later runs only pass it new data
+
+# Why our own pad, not streamlit-drawable-canvas: the page must read the drawing while it is
+# drawn, which that component does not expose except through its private canvas; it had three
+# breaking releases in one week; and its maintainer no longer checks mobile. This one is Pointer
+# Events on a canvas (mouse, finger, pen), with a brush width, Undo and Clear, in the page itself
+# (no shadow root), so that a screen reader, the page's text and the tests all reach it.
+_pad = st.components.v2.component("mlp_demo.pad", html=web.text("pad.html"), css=web.text("pad.css"),
+                                  js=web.module_js(), isolate_styles=False)
 
 
-def drawing_pad() -> str | None:
-    """The pad and its Clear; returns the PNG data URL the browser sent."""
-    st.subheader("Draw a digit")
-    brush = st.slider("Brush width", 6, 40, 20, key="brush")
-    result = st_canvas(stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
-                       height=PAD_SIZE, width=PAD_SIZE, drawing_mode="freedraw",
-                       return_image_data=True, key=PAD_KEY)
-    _clear_button(key="clear_pad", data={"pad": PAD_KEY})
-    drawn = result.json_data
-    if not isinstance(drawn, dict) or not drawn.get("objects"):
-        return None  # nothing drawn since the pad appeared or was cleared
-    # The raw data URL, not result.image_data: that property decodes whatever PNG the
-    # browser sent, of any size, before anyone could look at it.
-    return getattr(result, "_image_data_url", None)
+def shipped_model() -> dict:
+    """The first paint's model, before a Session (and torch) exists."""
+    return {"model": weights.publish_file(weights.SHIPPED)}
+
+
+def drawing_pad(model: dict) -> object:
+    """The pad, running `model` ({"model": URL} or {"note": text}) in the browser; returns what
+    the browser sent when the pen last lifted (None for an empty pad). Untrusted."""
+    result = _pad(key=PAD_KEY, data=model, default={"field": None}, on_field_change=_drawn)
+    return result.get("field")
+
+
+def _drawn() -> None:
+    """A new field: the fragment that holds the pad reruns and reads it."""

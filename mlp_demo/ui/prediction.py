@@ -7,18 +7,15 @@ import logging
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image
 
 from mlp_demo.data import normalize
 from mlp_demo.insight import contributions, hidden_activations
-from mlp_demo.plots import activations_grid, diverging, pixels, probabilities_over_steps, probability_figure
+from mlp_demo.plots import activations_grid, diverging, pixels, probabilities_over_steps
 from mlp_demo.session import Prediction, Session, SessionError, blank_input
 
 from .server import LIVE_VIEWS_REFRESH_S, REFRESH_S, show_message, user_action
 
 log = logging.getLogger("mlp_demo.app")
-
-BLANK = "Draw a digit on the black pad: the prediction appears as you lift the mouse."
 
 
 @user_action("prediction")
@@ -43,12 +40,13 @@ def refresh_seconds(me: Session) -> float | None:
     return LIVE_VIEWS_REFRESH_S if me.is_live() else None
 
 
-def prediction_panel(me: Session, drawing_url: str | None) -> Prediction | None:
-    """The prediction, its ten probabilities and the 28x28 input; the Prediction, or None."""
-    st.subheader("What the network sees")
+def prediction_panel(me: Session, drawing) -> Prediction | None:
+    """The server's own reading of the field the browser sent when the pen lifted (the
+    browser's probabilities are never taken): its message if refused; the Prediction, or None.
+    The prediction itself, its bars and the 28x28 input are drawn by the pad, in the browser."""
     show_message(me, "prediction")
     try:
-        prediction = me.predict(drawing_url)
+        prediction = me.predict_pad(drawing)
     except SessionError as e:
         (st.info if e.kind == "info" else st.error)(str(e))
         return None
@@ -56,30 +54,7 @@ def prediction_panel(me: Session, drawing_url: str | None) -> Prediction | None:
         log.exception("prediction failed")
         st.error("This drawing could not be read; clear the pad and draw again.")
         return None
-    if prediction is None:
-        st.info(BLANK)
-        return None
-    digit, probs = prediction.digit, prediction.probs
-    st.markdown(f"## Prediction: {digit}")
-    st.caption(f"confidence {probs[digit]:.1%}")
-    chart, seen = st.columns([3, 1])
-    chart.plotly_chart(probability_figure(probs), key="probabilities",
-                       config={"displayModeBar": False})
-    seen.image(pixels(prediction.field, 5), caption="28x28 input", clamp=True,
-               output_format="PNG")  # crisp pixels
     return prediction
-
-
-def square(picture, size: int = 112):
-    """A step's picture on a black square of `size` pixels, its aspect ratio kept: small ones
-    enlarged into crisp blocks, large ones shrunk smoothly."""
-    side = max(picture.shape)
-    padded = np.zeros((side, side), np.float32)
-    top, left = (side - picture.shape[0]) // 2, (side - picture.shape[1]) // 2
-    padded[top:top + picture.shape[0], left:left + picture.shape[1]] = picture
-    if side <= size:
-        return pixels(padded, size // side)
-    return np.asarray(Image.fromarray(pixels(padded, 1)).resize((size, size), Image.Resampling.LANCZOS))
 
 
 def live_trace(me: Session) -> None:
@@ -94,12 +69,9 @@ def live_trace(me: Session) -> None:
 def why_this_prediction(prediction: Prediction) -> None:
     model, digit = prediction.model, prediction.digit
     st.subheader("Why this prediction")
-    st.caption("① Your drawing → ② cropped to the ink → ③ fitted into 20x20 → ④ centred by mass "
-               "in 28x28, as MNIST's digits were made. The network sees only ④.")
-    cols = st.columns(4)
-    for col, (name, picture) in zip(cols, prediction.steps.items()):
-        col.image(square(picture), caption=f"{name} {picture.shape[1]}x{picture.shape[0]}",
-                  output_format="PNG")
+    st.caption(f"The server's own reading of your drawing, by the same model: {digit} "
+               f"({prediction.probs[digit]:.1%}). The pad cropped it to the ink, fitted it into "
+               "20x20 and centred it by mass in 28x28, as MNIST's digits were made.")
     x = normalize(torch.from_numpy(prediction.field)[None])[0]
     hidden = hidden_activations(model, x)
     active, push = st.columns(2)
