@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--json", action="store_true", help="one JSON object per run and line")
     board.set_defaults(command=cmd_board)
 
+    site = sub.add_parser("web", help="write the pad as a static site (no server, no training)",
+                          description="A self-contained static site: the drawing pad running the "
+                          "app's own preprocessing and forward pass in the browser, a model, and "
+                          "'Open a model file' for any checkpoint the app downloads. Serve OUT "
+                          "from any static host (a static Hugging Face Space: its README.md is "
+                          "included), or open it offline once loaded.")
+    site.add_argument("out", type=Path, metavar="OUT", help="the folder to write")
+    site.add_argument("--checkpoint", type=Path, default=checkpoints.DEFAULT_CHECKPOINT,
+                      help="the model the page opens with (default: the shipped model)")
+    site.set_defaults(command=cmd_web)
+
     from .teach import TeachConfig
     defaults = TeachConfig()
     teach = sub.add_parser("teach", help="fine-tune a model on your own labelled digits",
@@ -134,6 +145,15 @@ def cmd_train(args) -> int:
     print(json.dumps(result) if args.json else
           f"test accuracy {result['test_acc']:.4f} after {result['train_seconds']:.1f}s; "
           f"saved {args.out}")
+    return 0
+
+
+def cmd_web(args) -> int:
+    from . import web
+
+    checkpoints.load(args.checkpoint)  # the strict reader: only a model the pad can run
+    for path in web.write_site(args.out, args.checkpoint):
+        print(path)
     return 0
 
 

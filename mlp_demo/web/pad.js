@@ -22,6 +22,22 @@ export default function (component) {
   return undefined;
 }
 
+/** White strokes with round pens on black, as the pad shows them: [{width, points: [[x, y]]}]. */
+export function paintStrokes(ctx, strokes) {
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, SIZE, SIZE);
+  ctx.strokeStyle = "#fff";
+  ctx.lineCap = ctx.lineJoin = "round";
+  for (const s of strokes) {
+    ctx.lineWidth = s.width;
+    ctx.beginPath();
+    ctx.moveTo(s.points[0][0], s.points[0][1]);
+    for (const [x, y] of s.points.slice(1)) ctx.lineTo(x, y);
+    if (s.points.length === 1) ctx.lineTo(s.points[0][0] + 0.01, s.points[0][1]);  // a dot
+    ctx.stroke();
+  }
+}
+
 export function createPad(element) {
   const $ = (selector) => element.querySelector(selector);
   const canvas = $("canvas.pad"), ctx = canvas.getContext("2d", { willReadFrequently: true });
@@ -39,22 +55,7 @@ export function createPad(element) {
     bars.appendChild(bar);
   }
 
-  function paint() {
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, SIZE, SIZE);
-    ctx.strokeStyle = ctx.fillStyle = "#fff";
-    ctx.lineCap = ctx.lineJoin = "round";
-    for (const s of strokes) drawStroke(s);
-  }
-
-  function drawStroke(s) {
-    ctx.lineWidth = s.width;
-    ctx.beginPath();
-    ctx.moveTo(s.points[0][0], s.points[0][1]);
-    for (const [x, y] of s.points.slice(1)) ctx.lineTo(x, y);
-    if (s.points.length === 1) ctx.lineTo(s.points[0][0] + 0.01, s.points[0][1]);  // a dot
-    ctx.stroke();
-  }
+  const paint = () => paintStrokes(ctx, strokes);
 
   function at(event) {
     const box = canvas.getBoundingClientRect();
