@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from mlp_demo.ui.pad import drawing_pad, shipped_model  # no torch yet
+from mlp_demo.ui.pad import compact_header_on_phones, drawing_pad, shipped_model  # no torch yet
 
 st.set_page_config(page_title="Train an MLP on MNIST", page_icon="✏️", layout="wide")
 
@@ -28,6 +28,7 @@ if st.query_params.get("view") == "board":  # a class's board, for the projector
 # imported (2.4 s on a cold server), so the first visitor can draw at once. The sidebar is
 # in it so that the layout is final: drawn later, it would push the pad aside mid-stroke.
 st.sidebar.title("Hyperparameters")
+compact_header_on_phones()
 st.title("Train a neural network on handwritten digits")
 st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, learns MNIST's "
            "60,000 digits. Draw below; tune the settings in the sidebar and press Train.")

@@ -4,7 +4,8 @@ Starts `streamlit run app.py` on a free port, opens it in Chromium (Playwright, 
 browser at /usr/bin/chromium) and measures: on a cold server, when the drawing pad appears,
 whether it moves afterwards and when a digit drawn at once is read; when it appears on a warm
 server; how long from lifting the mouse until the prediction shows, with no training and with
-a training run going in the same tab; the training speed the app reports meanwhile.
+a training run going in the same tab; the pad's own work per update in the browser while the pen
+moves (and with the CPU slowed 4x, about a phone); the training speed the app reports meanwhile.
 Prints a Markdown table, then one JSON line. The real-browser tests drive the app with the same
 helpers (tests/test_browser*.py).
 """
@@ -201,6 +202,33 @@ def cold_clears(n: int, env: dict) -> list[dict]:
     return results
 
 
+def pad_speed(page, throttle: float = 1) -> dict:
+    """The pad's work in the browser while the pen moves: a 1 s stroke (a 7, 60 mouse moves),
+    with Chromium's CPU slowed `throttle` times (4: about a phone). Milliseconds per update
+    (preprocessing + forward pass + softmax), p50 and p95, and updates per second."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
+    page.get_by_role("button", name="Clear", exact=True).click()
+    box, points = pad(page), seven()
+    path = [points[0]] + [(points[0][0] + (b[0] - points[0][0]) * t, points[0][1] + (b[1] - points[0][1]) * t)
+                          for b in points[1:] for t in (0.33, 0.66, 1.0)]
+    page.evaluate("() => { window.__padTimings.length = 0; }")
+    page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
+    page.mouse.down()
+    start = time.perf_counter()
+    for x, y in path[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        time.sleep(1 / len(path))
+    seconds = time.perf_counter() - start
+    during = page.evaluate("() => window.__padTimings.slice()")
+    page.mouse.up()
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+    ms = sorted(during)
+    return {"throttle": throttle, "updates": len(ms), "stroke_s": seconds,
+            "updates_per_s": len(ms) / seconds, "p50_ms": statistics.median(ms),
+            "p95_ms": ms[int(0.95 * (len(ms) - 1))]}
+
+
 def samples_per_s(page) -> float:
     """The training speed the progress line shows ("... · 12,345 samples/s · ...")."""
     found = re.search(r"([\d,]+) samples/s", page.inner_text("body"))
@@ -218,6 +246,7 @@ def measure(url: str, repeats: int) -> dict:
         page.goto(url)
         body_has(page, BLANK_PAD, 30_000)  # torch and the shipped model are loaded
         r["prediction_idle_s"] = [seconds_to_prediction(page) for _ in range(repeats)]
+        r["pad_speed"] = [pad_speed(page, 1), pad_speed(page, 4)]
         # The best-accuracy preset: the heaviest run the app offers, and long enough to
         # still be going after the timed predictions.
         page.locator("[data-testid=stSelectbox] input").first.click()
@@ -248,6 +277,9 @@ def table(r: dict) -> str:
         f"opening ({r['cold']['first_prediction']}) |",
         f"| warm server: pad appears | {r['usable_warm_s']:.2f} s |",
         f"| mouse lifted -> prediction shown, no training | {spread(r['prediction_idle_s'])} |",
+        *(f"| in the browser, CPU slowed {p['throttle']:g}x: ms per update while the pen moves | "
+          f"p50 {p['p50_ms']:.2f}, p95 {p['p95_ms']:.2f} ({p['updates_per_s']:.0f} updates/s) |"
+          for p in r["pad_speed"]),
         f"| the same with a training run going | {spread(r['prediction_training_s'])}"
         f"{'' if r['still_training'] else ' (the run ended before the last one)'} |",
         f"| training speed the app showed meanwhile | {min(r['app_samples_per_s']):,.0f}-"

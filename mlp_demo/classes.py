@@ -434,7 +434,7 @@ class Classes:
         _, students, handwriting_n, rows = cached
         return Board(canonical, students, bool(row.locked), json.loads(row.defaults), [
             Entry(*fields, mine=visitor is not None and owner == visitor) for owner, fields in rows],
-            Lesson.from_json(row.lesson), handwriting_n)
+            Lesson.from_json(row.lesson, self.limits), handwriting_n)
 
     def lesson(self, code: str) -> tuple[Lesson, dict]:
         """The class's lesson and the Default values its hidden settings keep."""
@@ -442,7 +442,7 @@ class Classes:
             row = self._class(conn, normalise_code(code))
         if row is None:
             raise ClassError(NO_SUCH_CLASS)
-        return Lesson.from_json(row.lesson), json.loads(row.defaults)
+        return Lesson.from_json(row.lesson, self.limits), json.loads(row.defaults)
 
     def loss_curve(self, code: str, entry_id: int) -> list[list[float]]:
         """One entry's loss curve ([x, loss], at most 100 points), for the run a board shows.

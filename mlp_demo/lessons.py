@@ -25,6 +25,7 @@ LESSON_SETTINGS = tuple(name for name in field_names() if name != "device")
 class Lesson:
     lock: dict = field(default_factory=dict)  # setting -> value
     hide: tuple[str, ...] = ()
+    problem: str | None = None  # a stored lesson that failed the reader: the teacher is told
 
     def __bool__(self) -> bool:
         return bool(self.lock or self.hide)
@@ -55,16 +56,29 @@ class Lesson:
         return json.dumps({"lock": lock, "hide": list(self.hide)}, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Lesson:
-        """A lesson as stored (written by to_json after read_lesson); anything else: none."""
+    def from_json(cls, text: str, limits: Limits) -> Lesson:
+        """A lesson as stored, read as strictly as the teacher's form (read_lesson): what the
+        database holds is input too. One that fails is no lesson, with `problem` saying why."""
         try:
             data = json.loads(text or "{}")
-            lock = {n: tuple(v) if n == "hidden" else v for n, v in data.get("lock", {}).items()
-                    if n in LESSON_SETTINGS}
-            hide = tuple(n for n in data.get("hide", []) if n in LESSON_SETTINGS)
-        except (ValueError, TypeError, AttributeError):
-            return cls()
-        return cls(lock, hide)
+            if not isinstance(data, dict) or not isinstance(data.get("lock", {}), dict):
+                raise ValueError("not a lesson")
+            typed = {name: link_text(value) for name, value in data.get("lock", {}).items()}
+            return read_lesson(typed, data.get("hide", []), limits)
+        except (ValueError, TypeError, AttributeError, RecursionError) as e:
+            return cls(problem=f"the class's stored lesson could not be read ({str(e)[:200]}), so "
+                               "the class runs without one: save the lesson again")
+
+
+def link_text(value) -> str:
+    """A stored value as the lesson form would have it typed: 128-64, true, 0.001."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        return "-".join(map(str, value))
+    if type(value) in (int, float, str):
+        return str(value)
+    raise ValueError(f"{str(value)[:30]!r} is not a setting's value")
 
 
 def read_lesson(lock: dict, hide, limits: Limits) -> Lesson:

@@ -442,3 +442,25 @@ def test_a_lesson_holds_against_a_forged_link_and_forged_widget_state(app):
     assert not student.exception
     settings = student.session_state["session"].history.latest.settings
     assert settings["lr"] == 0.01 and settings["optimizer"] == "adam"
+
+
+def test_a_forged_stored_lesson_leaves_a_joining_students_page_working(app):
+    import json
+
+    from sqlalchemy import update
+
+    from mlp_demo import db
+    button(app, "Start a class").click().run()
+    teacher = app.session_state["session"]
+    (code, _), = teacher.teacher_keys.items()
+    with teacher.classes.engine.begin() as conn:
+        conn.execute(update(db.classes).where(db.classes.c.code == code)
+                     .values(lesson=json.dumps({"lock": {"epochs": 100000, "lr": "abc"}})))
+    student = AppTest.from_file(APP, default_timeout=60)
+    student.query_params.update({"class": code})
+    student.run()
+    student.text_input(key="class_name").input("Ana")
+    next(b for b in student.button if b.label == "Join").click().run()
+    assert not student.exception and not student.error
+    assert widget(student, "epochs").value == TrainConfig().epochs and not widget(student, "epochs").disabled
+    assert button(student, "Train").disabled is False

@@ -71,3 +71,24 @@ def test_a_one_drawn_right_after_teach_is_read(browser, server):
     draw(page, one())  # at once, while the teaching run is queued or going
     body_has(page, "Prediction:", STALL_MS)
     page.close()
+
+
+def test_while_the_tab_trains_a_one_is_read_before_the_pen_lifts_and_explained_after(browser, server):
+    """The pad reads in the browser: Prediction: 1 shows while the mouse is still down, whatever
+    the server is doing; the server's Why this prediction follows the pen lifting."""
+    url, _ = server
+    page = open_tab(browser, url, None)
+    train_slowly(page)
+    box = pad(page)
+    points = one()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=4)  # slowly
+    body_has(page, "Prediction: 1", STALL_MS)  # the pen is still down
+    page.mouse.up()
+    body_has(page, "Why this prediction", STALL_MS)
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    assert stop.is_enabled(), "the run must still be training when the server has answered"
+    stop.click()
+    page.close()

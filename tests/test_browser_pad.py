@@ -18,7 +18,7 @@ from bench.browser import (
     zero,
 )
 
-from helpers import prediction
+from helpers import prediction, shot
 
 pytestmark = pytest.mark.browser
 FRESH_SERVERS = 10
@@ -68,3 +68,35 @@ def test_clear_a_label_a_model_change_and_teaching_keep_the_same_pad(browser, ti
         body_has(page, "Prediction: 0", 20_000)
         assert same_pad()
         page.close()
+
+
+def touch_stroke(page, points, box) -> None:
+    """A finger's stroke, as a phone's touch screen sends it (Pointer Events of type touch)."""
+    cdp = page.context.new_cdp_session(page)
+    at = [{"x": box["x"] + x, "y": box["y"] + y} for x, y in points]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [at[0]]})
+    for point in at[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_a_finger_draws_on_a_phone_and_sees_the_bars_without_scrolling(browser, tiny_root, tmp_path):
+    env = {"MNIST_ROOT": mnist_root(tiny_root), "MLP_DEMO_CHECKPOINTS": str(tmp_path)}
+    with serve_app(env) as url:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
+                                      is_mobile=True, device_scale_factor=2)
+        page = context.new_page()
+        page.goto(url)
+        box = pad(page)
+        body_has(page, BLANK_PAD, 60_000)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        box = page.locator(PAD_SELECTOR).bounding_box()
+        assert box["y"] + box["height"] <= 844, box  # the pad in the first screen
+        scrolled = page.evaluate("() => window.scrollY")
+        touch_stroke(page, one(), box)
+        body_has(page, "Prediction: 1", 20_000)
+        assert page.evaluate("() => window.scrollY") == scrolled  # drawing did not scroll the page
+        bars = page.locator(".mlp-pad .bars").bounding_box()
+        assert bars["y"] + bars["height"] <= 844, bars  # the answer in view while drawing
+        shot(page, "phone-drawn-1")
+        context.close()

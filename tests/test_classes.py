@@ -384,3 +384,21 @@ def test_a_lesson_is_stored_with_the_class_and_read_strictly(classes):
     assert stored.refusal(config.replace(lr=0.01, hidden=(256, 64)), defaults) is None
     assert "hides the optimizer" in stored.refusal(
         config.replace(lr=0.01, hidden=(256, 64), optimizer="sgd"), defaults)
+
+
+@pytest.mark.parametrize("stored", [
+    {"lock": {"epochs": 100000}},  # out of range
+    {"lock": {"lr": "abc"}},  # the wrong type
+    {"lock": {"nonsense": 1}, "hide": ["device"]},  # not settings a lesson can fix
+    {"lock": {"hidden": [[1], 2]}},
+    {"lock": []}, [], "x",  # not a lesson at all
+])
+def test_a_forged_stored_lesson_is_no_lesson_with_a_note(classes, stored):
+    new = classes.create()
+    with classes.engine.begin() as conn:  # what a hostile or broken database could hold
+        conn.execute(update(db.classes).where(db.classes.c.code == new.code)
+                     .values(lesson=json.dumps(stored)))
+    lesson, _ = classes.lesson(new.code)
+    assert not lesson and not lesson.lock and not lesson.hide
+    assert "could not be read" in lesson.problem
+    assert classes.board(new.code).lesson.problem == lesson.problem

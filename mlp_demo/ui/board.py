@@ -70,7 +70,7 @@ def board_view(me: Session, code: str) -> None:
         st.info(str(e))
         return
     shown = dataclasses.replace(board, entries=[e for e in board.entries if not e.hidden])
-    counts(shown)
+    counts(shown, teacher=key is not None)
     if not shown.entries:
         st.caption("No runs yet: they appear here as students finish them.")
     else:
@@ -98,7 +98,7 @@ def board_view(me: Session, code: str) -> None:
         teacher_controls(me, board, key)
 
 
-def counts(board: Board) -> None:
+def counts(board: Board, teacher: bool = False) -> None:
     students, runs, drawings, state = st.columns(4)
     students.metric("Students joined", board.students)
     runs.metric("Runs in", len(board.entries))
@@ -109,6 +109,8 @@ def counts(board: Board) -> None:
                f"{board.handwriting_n} drawings in the class's handwriting · join at ?class={board.code}")
     if board.lesson:
         st.info(f"Lesson: {board.lesson.describe()}.", icon=":material/school:")
+    elif board.lesson.problem and teacher:
+        st.warning(f"Note: {board.lesson.problem}.")
     if board.locked:
         st.warning("The teacher has locked the class: it takes no new runs.")
 

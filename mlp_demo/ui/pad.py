@@ -20,6 +20,21 @@ _pad = st.components.v2.component("mlp_demo.pad", html=web.text("pad.html"), css
                                   js=web.module_js(), isolate_styles=False)
 
 
+# On a phone the title and intro take no more than about a fifth of the first screen, so the pad
+# and its bars fit in it too; Streamlit's own top padding (6rem) is most of what goes.
+_PAGE_CSS = """<style>
+@media (max-width: 640px) {
+  .stMainBlockContainer { padding-top: 3.25rem; }
+  .stMainBlockContainer h1 { font-size: 1.5rem; padding: 0 0 0.25rem; }
+  .stMainBlockContainer h1 + div, .stMainBlockContainer .stCaption { font-size: 0.8rem; }
+}
+</style>"""
+
+
+def compact_header_on_phones() -> None:
+    st.html(_PAGE_CSS)
+
+
 def shipped_model() -> dict:
     """The first paint's model, before a Session (and torch) exists."""
     return {"model": weights.publish_file(weights.SHIPPED)}

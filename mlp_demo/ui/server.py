@@ -206,6 +206,18 @@ def user_action(where: str, prefix: str = ""):
 
 
 def show_message(me: Session, where: str) -> None:
+    """A section's message, as text: it may hold a visitor's name or a file name, and Streamlit
+    renders a message as Markdown (images, links, colours, formulas)."""
     kind, text = me.take_message(where) or (None, None)
     if kind:
-        {"success": st.success, "warning": st.warning, "info": st.info}.get(kind, st.error)(text)
+        {"success": st.success, "warning": st.warning, "info": st.info}.get(kind, st.error)(
+            as_text(text))
+
+
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:=^])")
+
+
+def as_text(text: str) -> str:
+    """Text that Streamlit's Markdown shows exactly as written: every character that Markdown,
+    its colour and icon directives or KaTeX would read is escaped."""
+    return MARKDOWN.sub(r"\\\1", text)

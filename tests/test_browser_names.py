@@ -1,0 +1,52 @@
+"""A name is text everywhere (issue 34): a student's name written as Markdown, HTML or KaTeX is
+shown as typed on the join confirmation, the Class section and the board, and the browser fetches
+nothing a name points at."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from test_browser_class import mnist_root
+
+from bench.browser import BLANK_PAD, REPO, body_has, new_page, pad, serve_app
+
+pytestmark = pytest.mark.browser
+NAME = "![i](http://e.x/i.png) **B** :red[R] $x^2$ <b>h</b>"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_root):
+    env = {"MNIST_ROOT": mnist_root(tiny_root),
+           "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
+    new_class = json.loads(subprocess.check_output(
+        [sys.executable, "-m", "mlp_demo", "class", "new", "--json"], cwd=REPO, env={**os.environ, **env}))
+    with serve_app(env) as url:
+        yield url, new_class
+
+
+def test_a_markdown_name_is_shown_as_typed_and_fetches_nothing(browser, server):
+    url, new_class = server
+    page = new_page(browser)
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{url}?class={new_class['code']}")
+    pad(page)
+    body_has(page, BLANK_PAD, 60_000)
+    page.get_by_label("Your name on the board").fill(NAME)
+    page.get_by_role("button", name="Join", exact=True).click()
+    body_has(page, "You are on the board", 30_000)
+    confirmation = page.locator("[data-testid=stAlert]", has_text="You are on the board").inner_text()
+    assert NAME in confirmation, confirmation
+    assert f"Your name on the board: {NAME}" in page.inner_text("body")
+    board = new_page(browser)
+    board.on("request", lambda r: requested.append(r.url))
+    board.goto(f"{url}{new_class['teacher_path']}")
+    body_has(board, "Students joined", 60_000)
+    for shown in (page, board):
+        assert shown.locator("img[src*='e.x']").count() == 0
+        assert shown.locator(".katex").count() == 0
+    assert not [r for r in requested if "e.x" in r], requested
+    board.close()
+    page.close()
