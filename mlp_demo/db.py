@@ -9,6 +9,9 @@ expressions); every write is one transaction (`with engine.begin()`).
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import (
@@ -28,7 +31,13 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 SCHEMA_VERSION = 3
 # What turns each older version into the next, run once by the first process to meet it.
@@ -38,6 +47,9 @@ MIGRATIONS = {
     2: ("ALTER TABLE models ADD COLUMN file VARCHAR(80)",),  # issue 20: files by content hash
 }
 SQLITE_BUSY_TIMEOUT_S = 30  # a write waits this long for another process's write to end
+CONNECT_TIMEOUT_S = 2  # a network database: opening a connection (libpq's least)
+STATEMENT_DEADLINE_S = 2.0  # a statement, or the pool's ping, that takes longer: silence
+QUIET_AFTER_SILENCE_S = 10.0  # then the database is not asked again for this long
 
 metadata = MetaData()
 
@@ -183,8 +195,110 @@ def _engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _serialise_sqlite_writes(engine)
         return engine
-    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
+    engine = create_engine(url, connect_args=connect_args)
+    _give_every_statement_a_deadline(engine, Deadlines())
+    return engine
+
+
+class Deadlines:
+    """A network database that accepts connections but never answers (a stalled network, a
+    failover, a frozen server) would hold every page that asks it for as long as it is silent:
+    the driver waits for an answer without a timeout, and TCP keepalives are answered by any
+    proxy on the way. So each statement gets a deadline: a watchdog thread shuts the socket of
+    one that runs past it, and the driver fails at once. After that the database is not asked
+    again for QUIET_AFTER_SILENCE_S (a small circuit breaker): a silent database costs a page
+    one deadline, not one per query."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running: dict[int, tuple[float, int]] = {}  # id(connection) -> (deadline, socket)
+        self.cut: set[int] = set()  # connections whose statement the watchdog ended
+        self.quiet_until = 0.0
+        self.watching = False  # the watchdog runs while statements do
+
+    def start(self, connection) -> None:
+        with self.lock:
+            self.running[id(connection)] = (time.monotonic() + STATEMENT_DEADLINE_S, connection.fileno())
+            if not self.watching:
+                self.watching = True
+                threading.Thread(target=self._watch, daemon=True, name="database-deadlines").start()
+
+    def end(self, connection) -> bool:
+        """Whether the statement ran past its deadline (the watchdog cut it)."""
+        with self.lock:
+            self.running.pop(id(connection), None)
+            if id(connection) in self.cut:
+                self.cut.discard(id(connection))
+                return True
+            return False
+
+    def quiet(self) -> bool:
+        return time.monotonic() < self.quiet_until
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self.lock:
+                if not self.running:
+                    self.watching = False
+                    return
+                overdue = [(key, fd) for key, (deadline, fd) in self.running.items() if now > deadline]
+                for key, _ in overdue:
+                    del self.running[key]
+                    self.cut.add(key)
+                if overdue:
+                    self.quiet_until = now + QUIET_AFTER_SILENCE_S
+            for _, fd in overdue:
+                try:  # on a duplicate of the descriptor: the driver's own stays valid, and fails
+                    with socket.socket(fileno=os.dup(fd)) as s:
+                        s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def _give_every_statement_a_deadline(engine: Engine, deadlines: Deadlines) -> None:
+    def silent() -> OperationalError:
+        return OperationalError("(the database did not answer)", None,
+                                TimeoutError("the database did not answer in time"))
+
+    @event.listens_for(engine, "do_connect")
+    def connecting(_dialect, _record, _args, _kwargs):
+        if deadlines.quiet():  # a new connection would wait out the connect timeout
+            raise silent()
+
+    @event.listens_for(engine, "checkout")
+    def ping(dbapi_connection, _record, _proxy):
+        """Each checkout asks SELECT 1 first (pool_pre_ping's job, with a deadline)."""
+        if deadlines.quiet():
+            raise silent()
+        deadlines.start(dbapi_connection)
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except Exception:
+            if deadlines.end(dbapi_connection):
+                raise silent() from None
+            raise DisconnectionError() from None  # a stale connection: the pool opens a new one
+        deadlines.end(dbapi_connection)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def started(conn, _cursor, _statement, _parameters, _context, _many):
+        deadlines.start(conn.connection.dbapi_connection)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def finished(conn, _cursor, _statement, _parameters, _context, _many):
+        deadlines.end(conn.connection.dbapi_connection)
+
+    @event.listens_for(engine, "handle_error")
+    def failed(context):
+        try:
+            deadlines.end(context.connection.connection.dbapi_connection)
+        except Exception:  # no connection, or one already invalidated: nothing is running
+            pass
 
 
 def _serialise_sqlite_writes(engine: Engine) -> None:

@@ -1,0 +1,102 @@
+"""A database that accepts connections but stops answering (issue 34): every call returns or
+fails while it is still silent, the next ones fail at once, and all is well once it answers
+again. Against a real PostgreSQL, through a proxy that can go silent."""
+
+import socket
+import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from mlp_demo import db
+from mlp_demo.classes import DATABASE_DOWN, ClassError, Classes
+from mlp_demo.limits import Limits
+
+SILENCE_S = 120  # far longer than any deadline: only a call that waits for the database exceeds it
+
+
+class SilentProxy:
+    """A TCP proxy that forwards until silence(), then holds every byte (the connections stay
+    open, nothing is refused) until speak(): a stalled network or a frozen server."""
+
+    def __init__(self, host: str, port: int):
+        self.upstream, self.quiet = (host, port), threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            upstream = socket.create_connection(self.upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                while self.quiet.is_set():
+                    time.sleep(0.05)
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def silence(self):
+        self.quiet.set()
+
+    def speak(self):
+        self.quiet.clear()
+
+
+def within(seconds: float, call):
+    """call()'s outcome, if it comes in time: ("ok", value) or ("error", exception)."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(("ok", call()))
+        except Exception as e:
+            outcome.append(("error", e))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"still waiting for the silent database after {seconds} s"
+    return outcome[0]
+
+
+@pytest.fixture
+def silent_db(postgres_server, monkeypatch):
+    monkeypatch.setattr(db, "QUIET_AFTER_SILENCE_S", 3.0)
+    parts = urlsplit(postgres_server)
+    proxy = SilentProxy(parts.hostname, parts.port)
+    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    engine = db.connect(urlunsplit(parts._replace(netloc=netloc)))
+    yield proxy, Classes(engine, Limits())
+    proxy.speak()
+    engine.dispose()
+
+
+def test_a_silent_database_fails_calls_while_it_is_silent_and_recovers(silent_db):
+    proxy, classes = silent_db
+    new = classes.create()
+    assert classes.board(new.code).code == new.code
+    proxy.silence()
+    silence_ends = time.monotonic() + SILENCE_S
+    kind, error = within(SILENCE_S / 2, lambda: classes.board(new.code))
+    assert kind == "error" and isinstance(error, ClassError) and str(error) == DATABASE_DOWN
+    started = time.monotonic()
+    kind, error = within(SILENCE_S / 2, lambda: classes.create())  # quiet: not asked again
+    assert kind == "error" and str(error) == DATABASE_DOWN
+    assert time.monotonic() - started < db.STATEMENT_DEADLINE_S  # at once, not another deadline
+    assert time.monotonic() < silence_ends  # all of it while the database was still silent
+    proxy.speak()
+    deadline = time.monotonic() + 60
+    while True:  # once the quiet period is over, the next call reaches it again
+        kind, found = within(30, lambda: classes.board(new.code))
+        if kind == "ok":
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+    assert found.code == new.code
