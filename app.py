@@ -32,6 +32,11 @@ compact_header_on_phones()
 st.title("Train a neural network on handwritten digits")
 st.caption("A multi-layer perceptron, h = relu(W₁x + b₁), y = W₂h + b₂, learns MNIST's "
            "60,000 digits. Draw below; tune the settings in the sidebar and press Train.")
+train_slot = st.empty()  # Train and Stop, filled in once torch is loaded; held open until then,
+with train_slot.container(), st.container(horizontal=True, vertical_alignment="center"):
+    st.button("Train", type="primary", disabled=True, icon=":material/play_arrow:")  # in the
+    st.button("Stop", disabled=True, icon=":material/stop:")  # shape train_controls gives them,
+    st.caption("Starting…")  # so that nothing below moves when they come
 
 
 def drawing_and_prediction() -> None:
@@ -87,7 +92,7 @@ from mlp_demo.ui.sidebar import (
     restore_from_link,
     sidebar,
 )
-from mlp_demo.ui.training import training_section
+from mlp_demo.ui.training import train_controls, training_section
 
 
 def main() -> None:
@@ -101,11 +106,14 @@ def main() -> None:
     sidebar(me, limits, devices)
     keep_link_current()
     config_error = config_problems(limits)
+    config = config_from_state()
+    with train_slot.container():
+        train_controls(me, config, config_error)
 
     st.divider()
     class_section(me)
     st.divider()
-    training_section(me, config_from_state(), config_error)
+    training_section(me)
     st.divider()
     compare_section(me)
     st.divider()

@@ -23,11 +23,23 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
+# One colour, one meaning, across the three panels: no two curves share one.
+CURVE_COLORS = {"batch loss": GREY, "batch loss (smoothed)": BLUE, "train loss (epoch)": ORANGE,
+                "validation loss": GREEN, "train accuracy": "#b279a2", "validation accuracy": "#2a7f7a",
+                "test accuracy": RED, "learning rate": "#9d755d"}
+WHY_TRAIN_BELOW_VALIDATION = (
+    "Why can validation beat training? The training numbers are averaged over the epoch while the "
+    "weights still change, on images made harder by dropout and augmentation, and label smoothing "
+    "adds to the training loss; validation is measured once, at the epoch's end, in eval mode. "
+    "Overfitting shows the other way: validation worse while training keeps improving.")
+
+
 def training_figure(history: dict) -> go.Figure:
     """Loss, accuracy and learning rate against the run's x-axis: epochs for training (steps
-    shown as fractions of an epoch), steps for teaching. Redrawn every second while a run
-    trains: its traces go in unvalidated (see unvalidated_figure) onto a three-panel layout
-    built once."""
+    shown as fractions of an epoch), steps for teaching; each panel with its own legend. Before
+    the first epoch ends the axes are fixed (0 to the run's length, accuracy 0-100%), not
+    guessed from no data. Redrawn every second while a run trains: its traces go in unvalidated
+    (see unvalidated_figure) onto a three-panel layout built once."""
     by_epoch = history["x_axis"] == "epoch"
     total = history["progress"]["total_steps"]
     steps_per_epoch = max(total / history["settings"]["epochs"], 1) if by_epoch else 1
@@ -35,36 +47,43 @@ def training_figure(history: dict) -> go.Figure:
     at = [e["epoch"] if by_epoch else e["step"] for e in epochs]
     traces = []
 
-    def line(col, x, y, name, color, **style):
+    def line(col, x, y, name, **style):
         axis = "" if col == 1 else str(col)
         traces.append(dict(type="scatter", x=list(x), y=list(y), name=name,
                            mode="lines+markers" if x is at else "lines",
-                           line=dict(color=color, **style), legendgroup=name,
-                           xaxis=f"x{axis}", yaxis=f"y{axis}"))
+                           line=dict(color=CURVE_COLORS[name], **style), legendgroup=name,
+                           legend="legend" + axis, xaxis=f"x{axis}", yaxis=f"y{axis}"))
 
     step_x = [s / steps_per_epoch for s in history["loss_steps"]]
-    line(1, step_x, history["loss"], "batch loss", GREY, width=1)
-    line(1, step_x, smooth(history["loss"]), "batch loss (smoothed)", BLUE, width=2)
-    line(1, at, [e["train_loss"] for e in epochs], "train loss (epoch)", ORANGE)
-    line(1, at, [e["val_loss"] for e in epochs], "validation loss", GREEN)
-    line(2, at, [e["train_acc"] for e in epochs], "train accuracy", ORANGE)
-    line(2, at, [e["val_acc"] for e in epochs], "validation accuracy", GREEN)
-    line(2, at, [e["test_acc"] for e in epochs], "test accuracy", RED)
-    line(3, [s / steps_per_epoch for s in history["lr_steps"]], history["lr"], "learning rate", BLUE)
-    return go.Figure(data=traces, layout=copy.deepcopy(_training_layout(history["x_axis"])),
-                     _validate=False)
+    line(1, step_x, history["loss"], "batch loss", width=1)
+    line(1, step_x, smooth(history["loss"]), "batch loss (smoothed)", width=2)
+    line(1, at, [e["train_loss"] for e in epochs], "train loss (epoch)")
+    line(1, at, [e["val_loss"] for e in epochs], "validation loss")
+    line(2, at, [e["train_acc"] for e in epochs], "train accuracy")
+    line(2, at, [e["val_acc"] for e in epochs], "validation accuracy")
+    line(2, at, [e["test_acc"] for e in epochs], "test accuracy")
+    line(3, [s / steps_per_epoch for s in history["lr_steps"]], history["lr"], "learning rate")
+    layout = copy.deepcopy(_training_layout(history["x_axis"]))
+    length = history["settings"]["epochs"] if by_epoch else total
+    for axis in ("xaxis", "xaxis2", "xaxis3"):
+        layout[axis]["range"] = [0, max(length, 1)]
+    if not epochs:
+        layout["yaxis2"]["range"] = [0, 1]
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 @functools.cache
 def _training_layout(x_axis: str) -> dict:
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
                         subplot_titles=("Loss", "Accuracy", "Learning rate"))
-    fig.update_xaxes(title_text=x_axis, rangemode="tozero")
+    fig.update_xaxes(title_text=x_axis)
     fig.update_yaxes(type="log", row=1, col=1, tickvals=LOSS_TICKS)
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_yaxes(tickformat=".2~g", rangemode="tozero", row=1, col=3)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=30, b=10), uirevision="training",
-                      legend=dict(orientation="h", y=-0.25), template="plotly_white")
+    below = dict(orientation="h", y=-0.3, yanchor="top", xanchor="left")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), uirevision="training",
+                      template="plotly_white", legend=dict(below, x=0),
+                      legend2=dict(below, x=0.36), legend3=dict(below, x=0.72))
     return fig.to_dict()["layout"]
 
 

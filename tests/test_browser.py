@@ -149,9 +149,10 @@ FORGED_FIELDS = {  # what each forged field must be refused for
     "Array(784).fill(null)": "other than numbers",  # NaN travels as null in JSON
     "Array(784).fill(5)": "between 0 and 1",
     "Array(784).fill('7')": "other than numbers",
-    "'x'.repeat(10 * 2 ** 20)": "not a list of 784 numbers",  # a 10 MB message
-    "Array(2621440).fill(0.25)": "2621440 values",  # 10 MB of numbers
+    "'x'.repeat(100000)": "not a list of 784 numbers",
+    "Array(20000).fill(0.25)": "20000 values",
 }
+HUGE_FIELDS = ["'x'.repeat(10 * 2 ** 20)", "Array(2621440).fill(0.25)"]  # 10 MB messages
 
 
 def server_rss_mb(pid: int) -> float:
@@ -159,25 +160,37 @@ def server_rss_mb(pid: int) -> float:
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
-def test_a_forged_drawing_is_refused_and_others_keep_working(browser, server):
+def forging_page(browser, server):
     hostile = new_page(browser)
     hostile.add_init_script(f"({FORGE})()")
     hostile.goto(server)
     pad(hostile)
     body_has(hostile, BLANK_PAD, 30_000)
-    rss = []
-    big = list(FORGED_FIELDS.items())[-1]
-    for forged, reason in [*FORGED_FIELDS.items(), big, big, big]:
+    return hostile
+
+
+def test_a_forged_drawing_is_refused_and_others_keep_working(browser, server):
+    hostile = forging_page(browser, server)
+    for forged, reason in FORGED_FIELDS.items():
         hostile.get_by_role("button", name="Clear", exact=True).click()
         hostile.evaluate(f"() => {{ window.__forged = {forged}; }}")
         draw(hostile, vertical_stroke())
         body_has(hostile, "This drawing was not read", 30_000)
         hostile.wait_for_function(f"() => document.body.innerText.includes({reason!r})", timeout=30_000)
         assert "Prediction: 1" in hostile.inner_text("body")  # the browser's own reading stays
+    hostile.close()
+    # A 10 MB message is over the websocket's limit (server.maxMessageSize): the connection
+    # refuses it before Streamlit parses it, and the server does not grow with each try.
+    rss = [server_rss_mb(server.pid)]
+    for forged in HUGE_FIELDS * 2:
+        hostile = forging_page(browser, server)
+        hostile.evaluate(f"() => {{ window.__forged = {forged}; }}")
+        draw(hostile, vertical_stroke())
+        body_has(hostile, "Prediction: 1", 30_000)  # the pad still reads it, in the browser
+        time.sleep(3)  # the message goes out after the stroke; a state to wait on is not sent back
+        hostile.close()
         rss.append(server_rss_mb(server.pid))
-    # Parsing a 10 MB message costs its peak once; sent again and again, it is refused and
-    # released each time: the server does not grow with each.
-    assert rss[-1] - rss[-4] < 40, rss
+    assert rss[-1] - rss[0] < 40, rss
     other = new_page(browser)
     other.goto(server)
     pad(other)
@@ -186,7 +199,6 @@ def test_a_forged_drawing_is_refused_and_others_keep_working(browser, server):
     assert prediction(other) == "Prediction: 1"
     body_has(other, "Why this prediction", 30_000)  # the server read this one
     other.close()
-    hostile.close()
 
 
 def short_run(page, number: int) -> None:

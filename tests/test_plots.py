@@ -97,3 +97,33 @@ def test_board_figures_pass_plotly_validation_and_escape_names():
     assert list(curves.data[0].x) == [1, 2, None, 1, None] and "<i>" not in str(curves.to_dict())
     assert board_scatter([{"x": "adam", "y": 0.9, "colour": 1, "label": "a"}], "optimizer", "x",
                          log_x=True).layout.xaxis.type is None  # words have no log axis
+
+
+def history_after(epochs: list[dict], total_epochs: int = 6) -> dict:
+    return {"progress": {"total_steps": 60}, "settings": {"epochs": total_epochs}, "x_axis": "epoch",
+            "epochs": epochs, "loss_steps": [1, 2], "loss": [2.3, 2.2], "lr_steps": [1, 2],
+            "lr": [1e-3, 1e-3]}
+
+
+def test_an_empty_accuracy_chart_runs_from_0_to_100_percent_over_the_runs_epochs():
+    import plotly.graph_objects as go
+    fig = go.Figure(training_figure(history_after([])).to_dict())  # validated
+    assert list(fig.layout.yaxis2.range) == [0, 1]
+    assert list(fig.layout.xaxis2.range) == [0, 6] and list(fig.layout.xaxis.range) == [0, 6]
+
+
+def test_no_two_curves_that_mean_different_things_share_a_colour_and_each_panel_has_a_legend():
+    epoch = {"epoch": 1, "train_loss": 0.5, "val_loss": 0.2, "train_acc": 0.94, "val_acc": 0.97,
+             "test_acc": 0.97}
+    fig = training_figure(history_after([epoch]))
+    colours = {t.name: t.line.color for t in fig.data}
+    assert len(set(colours.values())) == len(colours), colours
+    assert {t.legend for t in fig.data} == {"legend", "legend2", "legend3"}
+    assert fig.layout.yaxis2.range is None  # with data, the accuracy axis fits it
+
+
+def test_the_gap_between_training_and_validation_is_explained_beside_the_chart():
+    from mlp_demo.plots import WHY_TRAIN_BELOW_VALIDATION
+    assert "label smoothing" in WHY_TRAIN_BELOW_VALIDATION and "eval mode" in WHY_TRAIN_BELOW_VALIDATION
+    source = open("mlp_demo/ui/training.py").read()
+    assert "WHY_TRAIN_BELOW_VALIDATION" in source

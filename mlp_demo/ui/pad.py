@@ -24,9 +24,10 @@ _pad = st.components.v2.component("mlp_demo.pad", html=web.text("pad.html"), css
 # and its bars fit in it too; Streamlit's own top padding (6rem) is most of what goes.
 _PAGE_CSS = """<style>
 @media (max-width: 640px) {
-  .stMainBlockContainer { padding-top: 3.25rem; }
-  .stMainBlockContainer h1 { font-size: 1.5rem; padding: 0 0 0.25rem; }
-  .stMainBlockContainer h1 + div, .stMainBlockContainer .stCaption { font-size: 0.8rem; }
+  .stMainBlockContainer { padding-top: 3.75rem; }
+  .stMainBlockContainer h1 { font-size: 1.25rem; padding: 0; }
+  .stMainBlockContainer .stCaption, .stMainBlockContainer [data-testid="stCaptionContainer"] {
+    font-size: 0.75rem; line-height: 1.3; }
 }
 </style>"""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mlp_demo.config import TrainConfig
-from mlp_demo.plots import training_figure
+from mlp_demo.plots import WHY_TRAIN_BELOW_VALIDATION, training_figure
 from mlp_demo.session import Session
 
 from . import server
@@ -24,24 +24,31 @@ def stop_run(me: Session) -> None:
     me.stop()
 
 
-def training_section(me: Session, config: TrainConfig, config_error: str | None) -> None:
-    st.subheader("Train")
-    job = me.job
-    active = bool(job and job.active)
-    go, stop, _ = st.columns([1, 1, 4])
-    go.button("Train", type="primary", disabled=active or bool(config_error),
-              icon=":material/play_arrow:", on_click=start_training, args=(config,))
-    stop.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_run)
+def train_controls(me: Session, config: TrainConfig, config_error: str | None) -> None:
+    """Train and Stop, at the top of the page where the eye goes (on a phone too, where the
+    sidebar is folded away), with what they have to say."""
+    active = bool(me.job and me.job.active)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button("Train", type="primary", disabled=active or bool(config_error), key="train",
+                  icon=":material/play_arrow:", on_click=start_training, args=(config,),
+                  help="Train the network with the settings in the sidebar; the curves are below.")
+        st.button("Stop", disabled=not active, icon=":material/stop:", on_click=stop_run, key="stop")
+        running, waiting = server.run_queue().counts()
+        st.caption(f"Runs training on this server: {running} of at most {server.limits().max_jobs}"
+                   + (f", {waiting} waiting." if waiting else "."))
     if config_error:
         st.error(f"Invalid settings: {config_error}")
     show_message(me, "train")
+
+
+def training_section(me: Session) -> None:
+    st.subheader("Train")
+    job = me.job
     if job:
-        st.fragment(run_every=REFRESH_S if active else None)(training_progress)(me)
+        st.fragment(run_every=REFRESH_S if job.active else None)(training_progress)(me)
     else:
-        st.caption("Press Train to watch the loss fall and the accuracy climb, live.")
-    running, waiting = server.run_queue().counts()
-    st.caption(f"Runs training on this server: {running} of at most {server.limits().max_jobs}"
-               + (f", {waiting} waiting." if waiting else "."))
+        st.caption("Press Train (at the top of the page) to watch the loss fall and the accuracy "
+                   "climb, live.")
 
 
 def training_progress(me: Session) -> None:
@@ -92,3 +99,5 @@ def show_progress(job, history: dict) -> None:
         cols[3].metric("Time", f"{last['elapsed']:.1f}s")
     if history["loss"]:
         st.plotly_chart(training_figure(history), key="curves", config={"displayModeBar": False})
+        if history["epochs"]:
+            st.caption(WHY_TRAIN_BELOW_VALIDATION)

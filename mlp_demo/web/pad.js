@@ -71,6 +71,7 @@ export function createPad(element) {
   }
 
   function show(found) {
+    predictionText.classList.toggle("blank", !(found && found.probs));
     if (!found) {
       predictionText.textContent = strokes.length ? "The pad looks blank: draw a bigger digit." : BLANK_TEXT;
       confidence.textContent = "";
