@@ -55,6 +55,7 @@ def drawing_and_prediction() -> None:
     me = server.session()
     with pad_column:
         prediction.model_picker(me)
+        prediction.test_digit_picker(me)
     with server_column:
         seen = prediction.prediction_panel(me, drawing)
         teaching.label_buttons(me, seen)

@@ -126,6 +126,8 @@ class Session:
         self._test_probs: tuple = (None, None)  # (run, step) -> a run's test probabilities
         self._choices: tuple = (None, (), {})  # (the listing, the runs, label -> source)
         self._browser_weights: tuple = ((None, False), None, 0.0)  # (run, active), URL, when
+        self.test_picks = 0
+        self.test_digit: dict | None = None  # an MNIST test image for the pad to show and read
 
     def __repr__(self) -> str:
         return (f"Session(visitor={self.visitor[:8]}, runs={len(self.history.runs)}, "
@@ -352,11 +354,11 @@ class Session:
         if source is None:
             return {"note": "No model is listed: train one first."}
         if not isinstance(source, Run):
-            return {"model": weights.publish_file(source.path)}
+            return {"model": weights.publish_file(source.path), "show": self.test_digit}
         key, now = (source.number, source.job.active), time.monotonic()
         seen_key, url, at = self._browser_weights
         if seen_key == key and (not key[1] or now - at < LIVE_WEIGHTS_S):
-            return {"model": url}
+            return {"model": url, "show": self.test_digit}
         model = source.model()
         if model is None:
             return {"note": "The live model appears after its first training step."}
@@ -367,7 +369,18 @@ class Session:
         if seen_key[1] and url != published:
             weights.withdraw(url)  # the live run's older weights: no page needs them now
         self._browser_weights = (key, published, now)
-        return {"model": published}
+        return {"model": published, "show": self.test_digit}
+
+    def pick_test_digit(self, digit: int) -> None:
+        """Put one of MNIST's test images of this digit on the pad (a way to give the network a
+        digit without drawing): the pad shows it and reads it like a drawing."""
+        if digit not in range(10):
+            raise SessionError("pick a digit from 0 to 9")
+        _, _, test_x, test_y = self.mnist("Pick a test digit needs MNIST's test images.")
+        which = torch.nonzero(test_y == digit).flatten()
+        self.test_picks += 1
+        image = test_x[which[(self.test_picks * 7919) % len(which)]]  # a different one each time
+        self.test_digit = {"field": (image.float() / 255).flatten().tolist(), "n": self.test_picks}
 
     def predict(self, drawing_url: str | None) -> Prediction | None:
         """What the chosen model reads in an image (a PNG data URL, untrusted): None for none;

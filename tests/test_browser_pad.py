@@ -128,3 +128,32 @@ def test_train_and_the_pad_in_the_first_screen_and_a_finger_draws_on_a_phone(bro
         assert bars["y"] + bars["height"] <= 844, bars  # the answer in view while drawing
         shot(page, "phone-drawn-1")
         context.close()
+
+
+def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, tiny_root, tmp_path):
+    env = {"MNIST_ROOT": mnist_root(tiny_root), "MLP_DEMO_CHECKPOINTS": str(tmp_path)}
+    with serve_app(env) as url:
+        page = new_page(browser)
+        page.goto(url)
+        pad(page)
+        body_has(page, BLANK_PAD, 60_000)
+        page.get_by_role("button", name="Train", exact=True).and_(
+            page.locator("button:enabled")).wait_for(timeout=60_000)
+        page.locator("body").focus()
+        for _ in range(150):  # Tab, as a keyboard user moves through the page (the sidebar first)
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.innerText").strip().endswith("Train"):
+                break
+        else:
+            raise AssertionError("Tab never reached Train")
+        for name in ("Undo", "Clear"):
+            assert page.get_by_role("button", name=name, exact=True).evaluate("b => b.tabIndex") == 0
+        picker = page.get_by_role("combobox", name="Or pick a test digit (no drawing needed)")
+        picker.focus()
+        page.keyboard.type("7")
+        page.keyboard.press("Enter")
+        body_has(page, "Prediction: 7", 30_000)  # read in the browser, from MNIST's own 7
+        page.wait_for_function("() => document.querySelector('.mlp-pad .announce')"
+                               ".innerText.startsWith('The network reads 7')", timeout=10_000)
+        body_has(page, "Why this prediction", 30_000)  # and by the server
+        page.close()

@@ -31,6 +31,21 @@ def model_picker(me: Session) -> None:
                  help="The shipped model, the one training right now, or one you or others saved.")
 
 
+@user_action("prediction", "No test digit: ")
+def pick_test_digit(me: Session) -> None:
+    picked = st.session_state.get("test_digit")
+    if picked is not None:
+        me.pick_test_digit(picked)
+
+
+def test_digit_picker(me: Session) -> None:
+    """A way to give the network a digit without drawing: one of MNIST's test images."""
+    st.selectbox("Or pick a test digit (no drawing needed)", list(range(10)), index=None,
+                 key="test_digit", on_change=pick_test_digit, placeholder="a digit from MNIST's test set",
+                 help="Shows one of MNIST's 10,000 test images of that digit on the pad, and the "
+                      "network reads it like a drawing. Pick the same digit again for another.")
+
+
 def refresh_seconds(me: Session) -> float | None:
     """How often the pad's fragment reruns by itself: every second while this tab is teaching
     (queued or running: a few seconds in all), every two while the live model trains."""

@@ -23,9 +23,10 @@ export default function (component) {
 }
 
 /** White strokes with round pens on black, as the pad shows them: [{width, points: [[x, y]]}]. */
-export function paintStrokes(ctx, strokes) {
+export function paintStrokes(ctx, strokes, backdrop = null) {
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, SIZE, SIZE);
+  if (backdrop) ctx.drawImage(backdrop, 0, 0, SIZE, SIZE);
   ctx.strokeStyle = "#fff";
   ctx.lineCap = ctx.lineJoin = "round";
   for (const s of strokes) {
@@ -45,6 +46,7 @@ export function createPad(element) {
   const brush = $("input.brush"), bars = $(".bars"), predictionText = $(".prediction");
   const confidence = $(".confidence"), live = $(".announce"), note = $(".note");
   const strokes = [];
+  let backdrop = null, shownPick = null;  // a picked test image under the strokes
   let current = null, model = null, modelUrl = null, send = () => {}, frame = 0, lastDigit = null;
   const timings = [];  // ms per update, for bench.browser (window.__padTimings)
 
@@ -55,7 +57,8 @@ export function createPad(element) {
     bars.appendChild(bar);
   }
 
-  const paint = () => paintStrokes(ctx, strokes);
+  const paint = () => paintStrokes(ctx, strokes, backdrop);
+  const hasInk = () => strokes.length > 0 || backdrop !== null;
 
   function at(event) {
     const box = canvas.getBoundingClientRect();
@@ -73,7 +76,7 @@ export function createPad(element) {
   function show(found) {
     predictionText.classList.toggle("blank", !(found && found.probs));
     if (!found) {
-      predictionText.textContent = strokes.length ? "The pad looks blank: draw a bigger digit." : BLANK_TEXT;
+      predictionText.textContent = hasInk() ? "The pad looks blank: draw a bigger digit." : BLANK_TEXT;
       confidence.textContent = "";
       bars.querySelectorAll(".fill").forEach((f) => { f.style.height = "0%"; });
       bars.setAttribute("aria-label", "No probabilities yet");
@@ -149,8 +152,24 @@ export function createPad(element) {
   };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
-  $("button.undo").addEventListener("click", () => { strokes.pop(); paint(); penUp(); });
-  $("button.clear").addEventListener("click", () => { strokes.length = 0; paint(); penUp(); });
+  $("button.undo").addEventListener("click", () => {
+    if (strokes.length) strokes.pop(); else backdrop = null;
+    paint();
+    penUp();
+  });
+  $("button.clear").addEventListener("click", () => { strokes.length = 0; backdrop = null; paint(); penUp(); });
+
+  function showPick(pick) {  // an MNIST test image, enlarged onto the pad, read like a drawing
+    const small = document.createElement("canvas");
+    small.width = small.height = FIELD;
+    const pixels = small.getContext("2d").createImageData(FIELD, FIELD);
+    pick.field.forEach((v, i) => { const g = Math.round(255 * v); pixels.data.set([g, g, g, 255], 4 * i); });
+    small.getContext("2d").putImageData(pixels, 0, 0);
+    strokes.length = 0;
+    backdrop = small;
+    paint();
+    penUp();
+  }
   brush.addEventListener("input", () => { $(".brush-value").textContent = brush.value; });
   paint();
   show(null);
@@ -165,14 +184,14 @@ export function createPad(element) {
       if (modelUrl !== url) return loaded;  // another model was chosen meanwhile
       model = loaded;
       note.textContent = "";
-      if (strokes.length) { const found = reading(); show(found); announce(found); }
+      if (hasInk()) { const found = reading(); show(found); announce(found); }
       return loaded;
     } catch (error) {
       // A live run's older weights may be withdrawn as newer ones come: keep the ones we have.
       if (modelUrl !== url || (model && url.includes("/run-"))) return null;
       model = null;
       note.textContent = `This model could not be loaded in the browser (${error.message}).`;
-      if (strokes.length) show(reading());
+      if (hasInk()) show(reading());
       return null;
     }
   }
@@ -180,13 +199,18 @@ export function createPad(element) {
   return {
     update({ data, setStateValue }) {
       send = (field) => setStateValue("field", field);
+      const pick = data && data.show;
+      if (pick && pick.n !== shownPick && Array.isArray(pick.field) && pick.field.length === FIELD * FIELD) {
+        shownPick = pick.n;
+        queueMicrotask(() => showPick(pick));
+      }
       const wanted = data && data.model;
       if (wanted && wanted !== modelUrl) load(wanted);
       if (!wanted) {
         model = null;
         modelUrl = null;
         note.textContent = (data && data.note) || "";
-        if (strokes.length) show(reading());
+        if (hasInk()) show(reading());
       }
     },
     load,  // the static page opens a model file the same way
