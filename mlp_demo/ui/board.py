@@ -184,7 +184,7 @@ def one_run(me: Session, board: Board) -> None:
         link = settings_link(entry)
         if link:
             st.caption("Open the app with these settings:")
-            st.code(link, language=None)
+            st.code(link, language=None, wrap_lines=True)
 
 
 def settings_link(entry: Entry) -> str | None:
@@ -228,12 +228,15 @@ def teacher_controls(me: Session, board: Board, key: str) -> None:
     st.subheader("Teacher")
     show_message(me, "board")
     entries = {e.id: e for e in board.entries}
-    with st.container(horizontal=True, vertical_alignment="bottom"):
-        st.multiselect("Entries", list(entries), key="board_hide",
-                       format_func=lambda i: f"#{i} {entries[i].name}"
-                                             + (" (hidden)" if entries[i].hidden else ""))
-        st.button("Hide", on_click=hide_entries, args=(board.code, key, True))
-        st.button("Show", on_click=hide_entries, args=(board.code, key, False))
+    if entries:
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            st.multiselect("Entries", list(entries), key="board_hide",
+                           format_func=lambda i: f"#{i} {entries[i].name}"
+                                                 + (" (hidden)" if entries[i].hidden else ""))
+            st.button("Hide", on_click=hide_entries, args=(board.code, key, True))
+            st.button("Show", on_click=hide_entries, args=(board.code, key, False))
+    else:  # an empty, greyed-out list would be unreadable, and there is nothing to hide
+        st.caption("No runs yet: any run can be hidden from the board once it is in.")
     st.session_state.board_lock = board.locked
     st.toggle("Locked: take no new runs", key="board_lock", on_change=set_locked,
               args=(board.code, key))
@@ -291,6 +294,7 @@ def handwriting_sheet(me: Session, code: str, key: str) -> None:
         if len(found):
             per_digit = np.bincount(found.labels, minlength=10)
             st.image(sheet_png(found.images, tuple(found.labels)),
+                     alt=f"The class's {len(found)} handwritten digits, each with its label",
                      caption=f"{len(found)} drawings · " + " · ".join(
                          f"{d}: {n}" for d, n in enumerate(per_digit)))
         else:

@@ -124,13 +124,14 @@ def class_card(new: NewClass) -> None:
     join_url, teacher_url = base_url() + new.join_path, base_url() + new.teacher_path
     st.markdown(f"### Class code: {new.code}")
     qr, links = st.columns([1, 2])
-    qr.image(qr_png(join_url), caption="Join link as a QR code", width=200)
+    qr.image(qr_png(join_url), caption="Join link as a QR code", width=200,
+             alt=f"QR code of the join link {join_url}")
     with links:
         st.caption("Join link, for the students (on the projector):")
-        st.code(join_url, language=None)
+        st.code(join_url, language=None, wrap_lines=True)
         st.caption("Teacher link: the board with your controls (hide, lock, clear, close). "
                    "Keep it to yourself.")
-        st.code(teacher_url, language=None)
+        st.code(teacher_url, language=None, wrap_lines=True)
         st.link_button("Open the board", teacher_url)
 
 

@@ -87,6 +87,7 @@ def confusion_and_mistakes(me: Session, source) -> None:
     st.caption(f"Test images of a {true} that the model read as {predicted}, most confident first "
                f"({len(picked)} of {count} shown). Would you have read them right?")
     st.image([pixels(im / 255.0, 2) for im in images], output_format="PNG",
+             alt=[f"A misclassified test digit: true {true}, read as {predicted}" for _ in picked],
              caption=[f"true {true}, read {predicted} ({probs[i, predicted]:.0%})" for i in picked])
 
 
@@ -102,4 +103,6 @@ def first_layer_weights(me: Session, source, model) -> None:
                f"blue pixels excite it, red ones inhibit it, white do nothing. Shown: the "
                f"{len(units)} units (of {len(model[0].weight)}) with the largest weights. While a "
                "run trains, watch them form from noise into stroke detectors.")
-    st.image(weights_grid(images), output_format="PNG")
+    st.image(weights_grid(images), output_format="PNG",
+             alt="The first layer's weights: each unit's 784 incoming weights as a 28x28 image, "
+                 "blue positive, red negative")

@@ -91,13 +91,16 @@ def why_this_prediction(prediction: Prediction) -> None:
     hidden = hidden_activations(model, x)
     active, push = st.columns(2)
     active.image(np.pad(activations_grid(hidden), ((2, 2), (2, 2), (0, 0)), constant_values=160),
-                 output_format="PNG")  # framed, like the map beside it: silent units are white
+                 output_format="PNG",  # framed, like the map beside it: silent units are white
+                 alt=f"The first hidden layer's {len(hidden)} values for this drawing, one square each")
     active.caption(f"The first hidden layer's {len(hidden)} values for this drawing, one square per "
                    f"unit ({(hidden > 0).sum()} above zero, in blue): each unit detects a stroke "
                    "pattern, and most stay silent.")
     framed = np.pad(diverging(contributions(model, x, blank_input(), digit)), ((1, 1), (1, 1), (0, 0)),
                     constant_values=160)  # a grey frame: the map is white wherever there is no ink
-    push.image(pixels(framed / 255.0, 7), output_format="PNG")
+    push.image(pixels(framed / 255.0, 7), output_format="PNG",
+               alt=f"The 28x28 image the network saw, each pixel coloured by how much it pushed the "
+                   f"answer toward {digit} (blue) or away from it (red)")
     push.caption(f"Which pixels pushed the answer toward **{digit}** (blue) and which away from it "
                  "(red), compared with a blank pad: only inked pixels can count, so the rest is "
                  f"white (integrated gradients: they add up to the change in the score for {digit}).")

@@ -18,5 +18,5 @@ def share_section() -> None:
     st.caption("The address bar holds every setting in the sidebar. Copy this link to hand out "
                "\"try this\" settings; inside an embedded page (such as a Hugging Face Space), "
                "use this one, as the address bar shows the outer page.")
-    st.code(f"{base}?{query}", language=None)
+    st.code(f"{base}?{query}", language=None, wrap_lines=True)
 

@@ -82,7 +82,7 @@ def teach_section(me: Session) -> None:
     if mine:
         st.image(contact_sheet([e.image / 255.0 for e in mine],
                                [f"#{i + 1}: {e.label}" for i, e in enumerate(mine)], columns=8),
-                 output_format="PNG")
+                 output_format="PNG", alt=f"Your {len(mine)} examples, each 28x28 with its label")
         with st.container(horizontal=True, vertical_alignment="bottom"):
             st.multiselect("Remove", range(len(mine)), key="remove_examples",
                            format_func=lambda i: f"#{i + 1}: {mine[i].label}",
@@ -167,6 +167,7 @@ def show_teaching_result(run: Run | None) -> None:
     st.image(contact_sheet([image / 255.0 for image in result["images"]],
                            [f"{y}: {b} > {a}" for y, b, a in pairs],
                            [GREEN if a == y else RED for y, _, a in pairs], columns=8),
-             output_format="PNG")
+             output_format="PNG", alt="Your examples, each with its label, its prediction before "
+                                      "teaching and after")
     st.caption("Each example as *label: prediction before > after*, green where it is now read "
                "right, red where not.")
