@@ -98,6 +98,10 @@ def board_view(me: Session, code: str) -> None:
         teacher_controls(me, board, key)
 
 
+def counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def counts(board: Board, teacher: bool = False) -> None:
     students, runs, drawings, state = st.columns(4)
     students.metric("Students joined", board.students)
@@ -105,8 +109,9 @@ def counts(board: Board, teacher: bool = False) -> None:
     drawings.metric("Class handwriting", board.handwriting_n,
                     help="Drawings the students gave: every run is scored on them as it ends.")
     state.metric("Class", board.code)
-    st.caption(f"{len(board.entries)} runs in · {board.students} students · "
-               f"{board.handwriting_n} drawings in the class's handwriting · join at ?class={board.code}")
+    join = str(st.context.url or "").split("?")[0] + f"?class={board.code}"
+    st.caption(f"{counted(len(board.entries), 'run')} in · {counted(board.students, 'student')} · "
+               f"{counted(board.handwriting_n, 'drawing')} in the class's handwriting · join at {join}")
     if board.lesson:
         st.info(f"Lesson: {board.lesson.describe()}.", icon=":material/school:")
     elif board.lesson.problem and teacher:
