@@ -20,7 +20,8 @@ AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AUDIT = """async (rules) => (await axe.run(document, { runOnly: { type: "tag", values: rules } }))
   .violations.map((v) => ({ rule: v.id, impact: v.impact,
-                            where: v.nodes.slice(0, 3).map((n) => n.target.join(" ") + " " + n.html.slice(0, 300) + " " + ((n.any[0] || {}).message || "")) }))"""
+                            where: v.nodes.slice(0, 3).map((n) => [n.target.join(" "), n.html.slice(0, 200),
+                                                                   (n.any[0] || {}).message].join(" ")) }))"""
 
 
 @pytest.fixture(scope="module")

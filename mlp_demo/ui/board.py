@@ -111,7 +111,8 @@ def counts(board: Board, teacher: bool = False) -> None:
     state.metric("Class", board.code)
     join = str(st.context.url or "").split("?")[0] + f"?class={board.code}"
     st.caption(f"{counted(len(board.entries), 'run')} in · {counted(board.students, 'student')} · "
-               f"{counted(board.handwriting_n, 'drawing')} in the class's handwriting · join at {join}")
+               f"{counted(board.handwriting_n, 'drawing')} in the class's handwriting")
+    st.markdown(f"Join at {join}")  # not in the caption: a faded link is unreadable at the back
     if board.lesson:
         st.info(f"Lesson: {board.lesson.describe()}.", icon=":material/school:")
     elif board.lesson.problem and teacher:
