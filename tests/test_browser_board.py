@@ -84,7 +84,7 @@ def choose_entry(teacher, label: str) -> None:
 
 
 def runs_in(page) -> int:
-    found = page.evaluate("() => (document.body.innerText.match(/(\\d+) runs in/) || [])[1]")
+    found = page.evaluate("() => (document.body.innerText.match(/(\\d+) runs? in/) || [])[1]")
     return int(found) if found else -1
 
 

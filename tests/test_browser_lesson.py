@@ -100,7 +100,7 @@ def test_a_lesson_locks_and_hides_and_runs_are_scored_on_the_class_handwriting(b
     body_has(ana, "is on the class board. It read", 300_000)
     assert "of the class's 10 drawings" in ana.inner_text("body")
 
-    body_has(teacher, "1 runs in", 60_000)
+    body_has(teacher, "1 run in", 60_000)
     teacher.wait_for_function("() => { const p = document.querySelector('.st-key-board_handwriting "
                               ".js-plotly-plot'); return p && p.data && p.data[1].x.length === 1; }",
                               timeout=30_000)
