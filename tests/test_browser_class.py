@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import BLANK_PAD, body_has, draw, new_page, pad, serve_app
+from bench.browser import BLANK_PAD, PAD_SELECTOR, body_has, draw, new_page, pad, serve_app
 
 from helpers import (
     CuttableProxy,
@@ -155,7 +155,12 @@ def test_upload_works_inside_a_cross_site_iframe(browser, server, tmp_path):
     page = new_page(browser)
     page.goto(outer_url)
     frame = page.frame_locator("iframe")
-    frame.locator("canvas").last.wait_for(timeout=30_000)
+    canvas = frame.locator(PAD_SELECTOR)
+    canvas.wait_for(timeout=30_000)
+    frame.get_by_text(BLANK_PAD).wait_for(timeout=30_000)
+    canvas.scroll_into_view_if_needed()
+    draw(page, vertical_stroke(), canvas.bounding_box())  # the pad works framed by another site
+    frame.get_by_text("Prediction: 1").wait_for(timeout=30_000)
     frame.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(checkpoint))
     frame.get_by_text("Added framed").wait_for(timeout=30_000)
     assert "403" not in frame.locator("body").inner_text()
