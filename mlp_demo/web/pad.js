@@ -89,8 +89,11 @@ export function createPad(element) {
       pixels.data.set([g, g, g, 255], 4 * i);
     });
     seenCtx.putImageData(pixels, 0, 0);
-    if (!found.probs) {
+    if (!found.probs) {  // no weights yet (the live run's first step, or still loading)
       predictionText.textContent = note.textContent || "Loading the model…";
+      confidence.textContent = "";
+      bars.querySelectorAll(".fill").forEach((f) => { f.style.height = "0%"; });
+      bars.setAttribute("aria-label", "No probabilities yet");
       return;
     }
     const digit = found.probs.indexOf(Math.max(...found.probs));
