@@ -50,6 +50,7 @@ SQLITE_BUSY_TIMEOUT_S = 30  # a write waits this long for another process's writ
 CONNECT_TIMEOUT_S = 2  # a network database: opening a connection (libpq's least)
 STATEMENT_DEADLINE_S = 2.0  # a statement, or the pool's ping, that takes longer: silence
 QUIET_AFTER_SILENCE_S = 10.0  # then the database is not asked again for this long
+WATCHDOG_LINGER_S = 30.0  # the watchdog thread waits this long for the next statement
 
 metadata = MetaData()
 
@@ -215,7 +216,7 @@ class Deadlines:
         self.running: dict[int, tuple[float, int]] = {}  # id(connection) -> (deadline, socket)
         self.cut: set[int] = set()  # connections whose statement the watchdog ended
         self.quiet_until = 0.0
-        self.watching = False  # the watchdog runs while statements do
+        self.watching = False  # the watchdog runs while statements do, and a little after
 
     def start(self, connection) -> None:
         with self.lock:
@@ -237,11 +238,14 @@ class Deadlines:
         return time.monotonic() < self.quiet_until
 
     def _watch(self) -> None:
+        last_busy = time.monotonic()
         while True:
             time.sleep(0.1)
             now = time.monotonic()
             with self.lock:
-                if not self.running:
+                if self.running:
+                    last_busy = now
+                elif now - last_busy > WATCHDOG_LINGER_S:  # not one thread per statement
                     self.watching = False
                     return
                 overdue = [(key, fd) for key, (deadline, fd) in self.running.items() if now > deadline]

@@ -223,3 +223,13 @@ def prediction(page) -> str:
     text = page.get_by_text("Prediction:")
     text.wait_for(timeout=20_000)
     return text.inner_text().strip()
+
+
+def start_class(env: dict) -> dict:
+    """`python -m mlp_demo class new --json` against the database env names: code and paths."""
+    import os
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "mlp_demo", "class", "new", "--json"], cwd=REPO,
+                          env={**os.environ, **env}, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])

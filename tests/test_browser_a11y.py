@@ -3,17 +3,14 @@ audits every view against the WCAG 2.1 A and AA rules, and any violation fails. 
 paint, after a drawing with Why this prediction, during and after training with Compare runs and
 Look inside, on a desktop and a phone, and the class board with and without the teacher's controls."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 from test_browser_class import mnist_root
 
 from bench.browser import BLANK_PAD, REPO, body_has, draw, new_page, pad, serve_app, seven
 
-from helpers import set_slider, shot, train_slowly
+from helpers import set_slider, shot, start_class, train_slowly
 
 pytestmark = pytest.mark.browser
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
@@ -36,8 +33,7 @@ def axe() -> str:
 def server(tmp_path_factory, tiny_root):
     env = {"MNIST_ROOT": mnist_root(tiny_root),
            "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
-    new_class = json.loads(subprocess.check_output(
-        [sys.executable, "-m", "mlp_demo", "class", "new", "--json"], cwd=REPO, env={**os.environ, **env}))
+    new_class = start_class(env)
     with serve_app(env) as url:
         yield url, new_class
 

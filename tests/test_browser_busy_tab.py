@@ -2,17 +2,13 @@
 class and not, on SQLite and on PostgreSQL. Every wait is on a state, with a bound generous
 enough that only a stall exceeds it; each run lasts until the test stops it."""
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 from test_browser_class import mnist_root
 
-from bench.browser import BLANK_PAD, REPO, body_has, draw, new_page, one, pad, serve_app
+from bench.browser import BLANK_PAD, body_has, draw, new_page, one, pad, serve_app
 
-from helpers import shot, train_slowly
+from helpers import shot, start_class, train_slowly
 
 pytestmark = pytest.mark.browser
 STALL_MS = 45_000  # a stall, not a slow machine: an answer normally comes in about a second
@@ -24,9 +20,7 @@ def server(request, tmp_path_factory, tiny_root):
            "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
     if request.param == "postgresql":
         env["MLP_DEMO_DATABASE_URL"] = request.getfixturevalue("postgres_server")
-    new_class = json.loads(subprocess.check_output(
-        [sys.executable, "-m", "mlp_demo", "class", "new", "--json"], cwd=REPO,
-        env={**os.environ, **env}))
+    new_class = start_class(env)
     with serve_app(env) as url:
         yield url, new_class["code"]
 

@@ -2,15 +2,13 @@
 shown as typed on the join confirmation, the Class section and the board, and the browser fetches
 nothing a name points at."""
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 from test_browser_class import mnist_root
 
-from bench.browser import BLANK_PAD, REPO, body_has, new_page, pad, serve_app
+from bench.browser import BLANK_PAD, body_has, new_page, pad, serve_app
+
+from helpers import start_class
 
 pytestmark = pytest.mark.browser
 NAMES = ["![i](http://e.x/i.png)", "**B** :red[R] $x^2$", "<img src=//e.x/h.png>"]  # at most 24
@@ -20,8 +18,7 @@ NAMES = ["![i](http://e.x/i.png)", "**B** :red[R] $x^2$", "<img src=//e.x/h.png>
 def server(tmp_path_factory, tiny_root):
     env = {"MNIST_ROOT": mnist_root(tiny_root),
            "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
-    new_class = json.loads(subprocess.check_output(
-        [sys.executable, "-m", "mlp_demo", "class", "new", "--json"], cwd=REPO, env={**os.environ, **env}))
+    new_class = start_class(env)
     with serve_app(env) as url:
         yield url, new_class
 

@@ -199,3 +199,8 @@ def test_save_without_replace_never_overwrites(tmp_path, saved):
     with pytest.raises(FileExistsError):
         checkpoints.save(path, MLP(CONFIG.replace(seed=3)), CONFIG, {}, 1.0, replace=False)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_the_first_paints_shipped_model_is_the_checkpoints_one():
+    from mlp_demo import checkpoints, weights
+    assert weights.SHIPPED == checkpoints.DEFAULT_CHECKPOINT  # weights.py names it without torch

@@ -34,6 +34,7 @@ def model_picker(me: Session) -> None:
 @user_action("prediction", "No test digit: ")
 def pick_test_digit(me: Session) -> None:
     picked = st.session_state.get("test_digit")
+    st.session_state.test_digit = None  # emptied, so that picking the same digit again is a change
     if picked is not None:
         me.pick_test_digit(picked)
 
