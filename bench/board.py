@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlp_demo.server.settings import Settings
+
 
 def fill(classes, students: int, runs: int, seed: int = 0) -> tuple[str, str]:
     from mlp_demo.config import TrainConfig
@@ -49,9 +51,9 @@ def refresh_once(classes, code: str) -> None:
     import pandas
     import pyarrow
 
-    from mlp_demo.classes import LOG_SETTINGS, Board, setting_value
     from mlp_demo.plots import board_curves, board_scatter
-    from mlp_demo.ui.board import group_rows, leaderboard_rows
+    from mlp_demo.server.board import LOG_SETTINGS, group_rows, leaderboard_rows, setting_value
+    from mlp_demo.server.classes import Board
 
     board = classes.board(code)
     shown = Board(board.code, board.students, board.locked, board.defaults,
@@ -72,7 +74,7 @@ def fill_handwriting(classes, drawings: int):
     from mlp_demo.data import load_mnist
 
     try:
-        _, _, images, labels = load_mnist(download=False)
+        _, _, images, labels = load_mnist(Settings.from_env().mnist_root, download=False)
         images, labels = images[:drawings].numpy(), labels[:drawings].tolist()
     except Exception:  # noqa: BLE001 - no MNIST here: any digits will do
         rng = np.random.default_rng(0)
@@ -92,7 +94,7 @@ def fill_handwriting(classes, drawings: int):
 
 
 def score_ms(classes, code: str, touch, model, repeats: int) -> float:
-    from mlp_demo.session import handwriting_accuracy
+    from mlp_demo.server.membership import handwriting_accuracy
 
     times = []
     for _ in range(repeats):
@@ -123,9 +125,9 @@ def main(argv=None) -> None:
     parser.add_argument("--drawings", type=int, default=2000, help="the class's handwriting set")
     args = parser.parse_args(argv)
 
-    from mlp_demo import db
-    from mlp_demo.classes import Classes
-    from mlp_demo.limits import Limits
+    from mlp_demo.server import db
+    from mlp_demo.server.classes import Classes
+    from mlp_demo.server.limits import Limits
 
     with tempfile.TemporaryDirectory() as folder:
         url = args.url or f"sqlite:///{Path(folder) / 'board.sqlite3'}"

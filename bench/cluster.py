@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from mlp_demo.server.settings import Settings
+
 
 def drawing_url() -> str:
     import base64
@@ -35,7 +37,7 @@ def drawing_url() -> str:
 
 
 def stroke_latencies(me, seconds: float) -> list[float]:
-    from mlp_demo.session import SHIPPED
+    from mlp_demo.server.session import SHIPPED
 
     me.choose(next(label for label in me.choices() if label.startswith(SHIPPED)))
     url, times, end = drawing_url(), [], time.monotonic() + seconds
@@ -52,11 +54,11 @@ def while_training(make_session, runs: int, seconds: float, config) -> dict:
     for me in trainers:
         me.train(config)
     deadline = time.monotonic() + 300
-    while not all(me.job.snapshot()["progress"]["step"] > 0 for me in trainers):
+    while not all(me.job.snapshot().progress.step > 0 for me in trainers):
         assert time.monotonic() < deadline, "the runs did not start"
         time.sleep(0.1)
     times = stroke_latencies(make_session(), seconds)
-    steps = [me.job.snapshot()["progress"]["step"] for me in trainers]
+    steps = [me.job.snapshot().progress.step for me in trainers]
     still = all(me.job.active for me in trainers)
     for me in trainers:
         me.stop(wait_s=30)
@@ -78,15 +80,15 @@ def main(argv=None) -> None:
     import ray
 
     from mlp_demo.checkpoints import DEFAULT_CHECKPOINT
-    from mlp_demo.cluster import ClusterRunQueue, RayJobs
     from mlp_demo.config import TrainConfig
     from mlp_demo.data import load_mnist
-    from mlp_demo.limits import Limits, RunQueue, configure_threads
-    from mlp_demo.session import Session
-    from mlp_demo.store import ModelStore
+    from mlp_demo.server.cluster import ClusterRunQueue, RayJobs
+    from mlp_demo.server.limits import Limits, RunQueue, configure_threads
+    from mlp_demo.server.session import Session
+    from mlp_demo.server.store import ModelStore
 
     configure_threads()
-    raw = load_mnist(download=False)
+    raw = load_mnist(Settings.from_env().mnist_root, download=False)
     limits = Limits(max_jobs=args.runs)
     config = TrainConfig(epochs=50, device="cpu")  # the Default preset's model, long enough
     folder = tempfile.mkdtemp()

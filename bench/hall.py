@@ -155,12 +155,13 @@ async def single_process(args, folder: Path) -> dict:
 async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
     from playwright.async_api import async_playwright
 
-    from mlp_demo import checkpoints, db
-    from mlp_demo.classes import Classes
+    from mlp_demo import checkpoints
     from mlp_demo.config import TrainConfig
-    from mlp_demo.limits import Limits
     from mlp_demo.model import MLP
-    from mlp_demo.records import ModelRecords
+    from mlp_demo.server import db
+    from mlp_demo.server.classes import Classes
+    from mlp_demo.server.limits import Limits
+    from mlp_demo.server.records import ModelRecords
 
     env = {**services.RAY_ENV, "MLP_DEMO_DATABASE_URL": database, "MLP_DEMO_RAY_ADDRESS": ray_address,
            "MLP_DEMO_CHECKPOINTS": str(folder / "models"), "MLP_DEMO_MAX_JOBS": str(max(args.training, 2))}
@@ -232,7 +233,7 @@ async def hall(args, database: str, ray_address: str, folder: Path) -> dict:
         import ray
         os.environ.update(services.RAY_ENV)
         ray.init(address=ray_address, namespace="mlp_demo", log_to_driver=False)
-        from mlp_demo.cluster import NAMESPACE, QUEUE_NAME
+        from mlp_demo.server.cluster import NAMESPACE, QUEUE_NAME
         queue = ray.get_actor(QUEUE_NAME, namespace=NAMESPACE)
         r["ray_runs"] = ray.get(queue.workers.remote())
         ray.shutdown()

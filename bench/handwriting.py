@@ -28,6 +28,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mlp_demo.server.settings import Settings
+
 
 def arc(cx, cy, rx, ry, start_deg, end_deg, n=24):
     """Points on an ellipse from start to end angle (degrees, 0 = right, 90 = down)."""
@@ -272,7 +274,7 @@ def main(argv=None) -> None:
         print(f"| {name} | {(predicted[pick] == labels[pick]).float().mean().item():.0%} |")
     print(f"| all ({len(labels)} drawings, {args.writers} writers) | "
           f"{(predicted == labels).float().mean().item():.1%} |")
-    mnist = load_mnist(download=False)
+    mnist = load_mnist(Settings.from_env().mnist_root, download=False)
     result = held_out_protocol(model, mnist)
     print(f"\nHeld-out writers ({result['held_out_drawings']} drawings by 100 generated writers, "
           f"none of whom taught), teaching 100 drawings by 10 other writers, three groups in turn:\n"

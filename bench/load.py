@@ -169,9 +169,9 @@ async def warm_up(browser, url: str) -> None:
 
 
 async def open_board(browser, url: str, database: str):
-    from mlp_demo import db
-    from mlp_demo.classes import Classes
-    from mlp_demo.limits import Limits
+    from mlp_demo.server import db
+    from mlp_demo.server.classes import Classes
+    from mlp_demo.server.limits import Limits
 
     from .board import fill
 

@@ -34,9 +34,10 @@ from torch import nn
 
 from mlp_demo import checkpoints
 from mlp_demo.config import PRESETS, TrainConfig
-from mlp_demo.data import MNIST_MEAN, MNIST_STD, load_mnist, mnist_root, normalize, split_mnist
+from mlp_demo.data import MNIST_MEAN, MNIST_STD, load_mnist, normalize, split_mnist
 from mlp_demo.drawing import predict_image
-from mlp_demo.jobs import TrainingJob
+from mlp_demo.server.jobs import TrainingJob
+from mlp_demo.server.settings import Settings
 from mlp_demo.train import Trainer, evaluate
 
 MODEL = dict(hidden=(512,), activation="relu", optimizer="adam", lr=1e-3)
@@ -52,7 +53,7 @@ def baseline_epoch(device: str, limit: int | None) -> tuple[float, int]:
     from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
-    train = datasets.MNIST(mnist_root(), train=True, download=False, transform=tf)
+    train = datasets.MNIST(Settings.from_env().mnist_root, train=True, download=False, transform=tf)
     if limit:
         train = torch.utils.data.Subset(train, range(min(limit, len(train))))
     loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
@@ -222,7 +223,7 @@ def peak_rss_mb(quick: bool) -> float:
 
 
 def run(device: str, quick: bool, best: bool) -> dict:
-    raw = load_mnist(download=False)
+    raw = load_mnist(Settings.from_env().mnist_root, download=False)
     limit = 2000 if quick else None
     if quick:
         raw = (raw[0][:limit], raw[1][:limit], raw[2], raw[3])
@@ -270,7 +271,7 @@ def run(device: str, quick: bool, best: bool) -> dict:
     val_size = 100 if quick else TrainConfig().val_size
     job = TrainingJob(TrainConfig(device=device, epochs=100), lambda: split_mnist(*raw, val_size))
     job.start()
-    while job.snapshot()["progress"]["step"] < 5:
+    while job.snapshot().progress.step < 5:
         time.sleep(0.05)
     r["predict_ms_while_training"] = dict(zip(("p50", "p95"), latency_ms(model, image, calls)))
     job.stop()

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from mlp_demo import checkpoints
 from mlp_demo.config import TrainConfig
-from mlp_demo.limits import Limits
 from mlp_demo.model import MLP
-from mlp_demo.store import ModelStore
+from mlp_demo.server.limits import Limits
+from mlp_demo.server.settings import Settings
+from mlp_demo.server.store import ModelStore
 
 
 def rss_mb() -> float:
@@ -50,16 +51,16 @@ def _timed(fn) -> float:
 
 
 def memory_after_a_run(hidden: tuple[int, ...], steps: int) -> dict:
-    from mlp_demo.data import load_mnist, mnist_root, split_mnist
-    from mlp_demo.jobs import TrainingJob
-    from mlp_demo.limits import configure_threads
+    from mlp_demo.data import load_mnist, split_mnist
+    from mlp_demo.server.jobs import TrainingJob
+    from mlp_demo.server.limits import configure_threads
 
     configure_threads()
-    raw = load_mnist(mnist_root(), download=False)  # the app holds it in a shared cache
+    raw = load_mnist(Settings.from_env().mnist_root, download=False)  # the app holds it in a shared cache
     config = TrainConfig(hidden=hidden, epochs=50, device="cpu")
     before = rss_mb()
     job = TrainingJob(config, lambda: split_mnist(*raw, config.val_size, config.seed)).start()
-    while job.snapshot()["progress"]["step"] < steps:
+    while job.snapshot().progress.step < steps:
         time.sleep(0.05)
     during = rss_mb()
     job.stop()

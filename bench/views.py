@@ -22,7 +22,7 @@ import torch
 
 from mlp_demo import checkpoints
 from mlp_demo.config import TrainConfig
-from mlp_demo.data import load_mnist, mnist_root, normalize, split_mnist
+from mlp_demo.data import load_mnist, normalize, split_mnist
 from mlp_demo.drawing import predict_image, preprocess
 from mlp_demo.insight import (
     confusion_matrix,
@@ -33,10 +33,11 @@ from mlp_demo.insight import (
     predict_all,
     weight_images,
 )
-from mlp_demo.jobs import TrainingJob
-from mlp_demo.limits import Limits, configure_threads
 from mlp_demo.model import MLP
 from mlp_demo.plots import confusion_figure, weights_grid
+from mlp_demo.server.jobs import TrainingJob
+from mlp_demo.server.limits import Limits, configure_threads
+from mlp_demo.server.settings import Settings
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -69,14 +70,14 @@ def training_rate(config, data, views=None, seconds: float = 8.0) -> float:
     """Samples per second of a run as the app trains it (a TrainingJob's thread, at its lower
     priority), over `seconds`, with views(job, tick) called every second meanwhile."""
     job = TrainingJob(config, lambda: data).start()
-    while job.snapshot()["progress"]["step"] < 3:
+    while job.snapshot().progress.step < 3:
         time.sleep(0.01)
-    first, start = job.snapshot()["progress"]["step"], time.perf_counter()
+    first, start = job.snapshot().progress.step, time.perf_counter()
     for tick in range(int(seconds)):
         if views:
             views(job, tick)
         time.sleep(max(0.0, start + tick + 1 - time.perf_counter()))
-    steps = job.snapshot()["progress"]["step"] - first
+    steps = job.snapshot().progress.step - first
     wall = time.perf_counter() - start
     job.stop()
     job.join()
@@ -85,7 +86,7 @@ def training_rate(config, data, views=None, seconds: float = 8.0) -> float:
 
 def main() -> None:
     configure_threads()
-    train_x, train_y, test_x, test_y = load_mnist(mnist_root(), download=False)
+    train_x, train_y, test_x, test_y = load_mnist(Settings.from_env().mnist_root, download=False)
     from PIL import Image, ImageDraw
     pad = Image.new("L", (280, 280))
     ImageDraw.Draw(pad).line([(70, 50), (210, 50), (120, 240)], fill=255, width=20)

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import checkpoints
 from .config import PRESETS, TrainConfig, field_meta
-from .db import DatabaseError
+from .server.db import DatabaseError
+from .server.settings import Settings
 
 
 class UserError(Exception):
@@ -130,7 +131,7 @@ def cmd_train(args) -> int:
     given = {name: getattr(args, name) for name in TrainConfig().to_dict() if hasattr(args, name)}
     config = TrainConfig.from_dict({**PRESETS[args.preset].to_dict(), **given})
     resolve_device(config.device)  # a missing GPU is reported before a slow data load
-    data = split_mnist(*load_mnist(), config.val_size, config.seed)
+    data = split_mnist(*load_mnist(Settings.from_env().mnist_root), config.val_size, config.seed)
     trainer = Trainer(config, data)
     print(f"training {trainer.model.n_params():,} parameters on {trainer.device}: "
           f"{len(data.train_x):,} images, {trainer.total_steps:,} steps", file=sys.stderr)
@@ -163,7 +164,7 @@ def cmd_evaluate(args) -> int:
     from .train import evaluate
 
     model, info = checkpoints.load(args.checkpoint)
-    _, _, test_x, test_y = load_mnist()
+    _, _, test_x, test_y = load_mnist(Settings.from_env().mnist_root)
     loss, accuracy = evaluate(model, test_x, test_y)
     predicted = predict_proba(model, normalize(test_x)).argmax(1)
     per_class = [(predicted[test_y == d] == d).float().mean().item() for d in range(10)]
@@ -208,7 +209,8 @@ def cmd_teach(args) -> int:
     config = TeachConfig(steps=args.steps, lr=args.lr, replay=args.replay).validate()
     images, labels, _ = read_examples(args.examples)  # every row checked before any work
     model, info = checkpoints.load(args.checkpoint)
-    taught, result = teach_and_measure(model, images, labels, load_mnist(), config)
+    raw = load_mnist(Settings.from_env().mnist_root)
+    taught, result = teach_and_measure(model, images, labels, raw, config)
     metrics = {**info.metrics, "test_acc": result["test_accuracy_after"]}
     checkpoints.save(args.out, taught, info.config, metrics, (info.train_seconds or 0) + result["seconds"])
     if args.json:
@@ -222,13 +224,13 @@ def cmd_teach(args) -> int:
 
 
 def open_classes():
-    """The app's classes: the same database (MLP_DEMO_DATABASE_URL, else the SQLite file
-    beside the models folder) and the same limits."""
-    from . import db
-    from .classes import Classes
-    from .limits import Limits
+    """The class boards in the database the app uses (MLP_DEMO_DATABASE_URL, else the SQLite
+    file beside the models folder)."""
+    from .server import db
+    from .server.classes import Classes
 
-    return Classes(db.connect(), Limits.from_env())
+    settings = Settings.from_env()
+    return Classes(db.connect(settings.database()), settings.limits)
 
 
 def cmd_class(args) -> int:
@@ -242,7 +244,7 @@ def cmd_class(args) -> int:
 
 
 def cmd_board(args) -> int:
-    from .classes import leaderboard
+    from .server.board import leaderboard
 
     board = open_classes().board(args.code, include_hidden=True)
     if args.json:

@@ -233,11 +233,6 @@ def load(path: str | Path, max_params: int | None = None) -> tuple[MLP, Checkpoi
     return model, info
 
 
-def saved_dir() -> Path:
-    """Where users' models are saved: MLP_DEMO_CHECKPOINTS, else beside the shipped model."""
-    return Path(os.environ.get("MLP_DEMO_CHECKPOINTS", CHECKPOINT_DIR))
-
-
 def path_for_name(name: str, folder: str | Path | None = None) -> Path:
     """The file a user-chosen name saves to; only letters, digits, '-' and '_' are allowed,
     so a name can never reach outside the folder or overwrite the shipped model."""
@@ -245,4 +240,4 @@ def path_for_name(name: str, folder: str | Path | None = None) -> Path:
             name.lower() == DEFAULT_CHECKPOINT.stem:
         raise CheckpointError(f"{str(name)[:60]!r} is not a usable name: use 1 to 40 letters, "
                               "digits, '-' or '_' (and not 'default')")
-    return Path(folder or saved_dir()) / f"{name}.safetensors"
+    return Path(folder or CHECKPOINT_DIR) / f"{name}.safetensors"

@@ -29,8 +29,7 @@ class DataMissing(FileNotFoundError):
     """MNIST is neither on disk nor downloadable; the message says where it was looked for."""
 
 
-def mnist_root() -> str:
-    return os.environ.get("MNIST_ROOT", "./data")
+DEFAULT_ROOT = "./data"  # the app and the CLI take MNIST_ROOT instead (server/settings.py)
 
 
 @dataclass
@@ -52,11 +51,10 @@ class MnistSplits:
         return MnistSplits(*(t.to(device) for t in vars(self).values()))
 
 
-def load_mnist(root: str | None = None, download: bool = True):
+def load_mnist(root: str = DEFAULT_ROOT, download: bool = True):
     """(train_x, train_y, test_x, test_y) as CPU tensors, downloading where the files are missing."""
     from torchvision import datasets  # deferred: torchvision's import costs a second at start-up
 
-    root = root or mnist_root()
     try:
         train = datasets.MNIST(root, train=True, download=download)
         test = datasets.MNIST(root, train=False, download=download)

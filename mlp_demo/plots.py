@@ -40,10 +40,10 @@ def training_figure(history: dict) -> go.Figure:
     the first epoch ends the axes are fixed (0 to the run's length, accuracy 0-100%), not
     guessed from no data. Redrawn every second while a run trains: its traces go in unvalidated
     (see unvalidated_figure) onto a three-panel layout built once."""
-    by_epoch = history["x_axis"] == "epoch"
-    total = history["progress"]["total_steps"]
-    steps_per_epoch = max(total / history["settings"]["epochs"], 1) if by_epoch else 1
-    epochs = history["epochs"]
+    by_epoch = history.x_axis == "epoch"
+    total = history.progress.total_steps
+    steps_per_epoch = max(total / history.settings["epochs"], 1) if by_epoch else 1
+    epochs = history.epochs
     at = [e["epoch"] if by_epoch else e["step"] for e in epochs]
     traces = []
 
@@ -54,17 +54,17 @@ def training_figure(history: dict) -> go.Figure:
                            line=dict(color=CURVE_COLORS[name], **style), legendgroup=name,
                            legend="legend" + axis, xaxis=f"x{axis}", yaxis=f"y{axis}"))
 
-    step_x = [s / steps_per_epoch for s in history["loss_steps"]]
-    line(1, step_x, history["loss"], "batch loss", width=1)
-    line(1, step_x, smooth(history["loss"]), "batch loss (smoothed)", width=2)
+    step_x = [s / steps_per_epoch for s in history.loss_steps]
+    line(1, step_x, history.loss, "batch loss", width=1)
+    line(1, step_x, smooth(history.loss), "batch loss (smoothed)", width=2)
     line(1, at, [e["train_loss"] for e in epochs], "train loss (epoch)")
     line(1, at, [e["val_loss"] for e in epochs], "validation loss")
     line(2, at, [e["train_acc"] for e in epochs], "train accuracy")
     line(2, at, [e["val_acc"] for e in epochs], "validation accuracy")
     line(2, at, [e["test_acc"] for e in epochs], "test accuracy")
-    line(3, [s / steps_per_epoch for s in history["lr_steps"]], history["lr"], "learning rate")
-    layout = copy.deepcopy(_training_layout(history["x_axis"]))
-    length = history["settings"]["epochs"] if by_epoch else total
+    line(3, [s / steps_per_epoch for s in history.lr_steps], history.lr, "learning rate")
+    layout = copy.deepcopy(_training_layout(history.x_axis))
+    length = history.settings["epochs"] if by_epoch else total
     for axis in ("xaxis", "xaxis2", "xaxis3"):
         layout[axis]["range"] = [0, max(length, 1)]
     if not epochs:
@@ -130,17 +130,17 @@ def comparison_figure(runs: list[tuple[str, dict]], x: str = "epoch") -> go.Figu
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
                         subplot_titles=("Loss (smoothed batch loss)", "Accuracy (validation, else test)"))
     for i, (name, h) in enumerate(runs):
-        if x == "epoch" and h["x_axis"] != "epoch":
+        if x == "epoch" and h.x_axis != "epoch":
             continue  # a teaching run has steps, not epochs (the page says so)
         color = PALETTE[i % len(PALETTE)]
-        total = max(h["progress"]["total_steps"], 1)
-        per_epoch = total / max(h["settings"].get("epochs", 1), 1)
-        batch = h["settings"]["batch_size"]
+        total = max(h.progress.total_steps, 1)
+        per_epoch = total / max(h.settings.get("epochs", 1), 1)
+        batch = h.settings["batch_size"]
         step_x = {"epoch": lambda s: s / per_epoch, "samples": lambda s: s * batch,
-                  "seconds": lambda s: s * h["progress"]["elapsed"] / max(h["progress"]["step"], 1)}[x]
-        fig.add_trace(go.Scatter(x=[step_x(s) for s in h["loss_steps"]], y=smooth(h["loss"]),
+                  "seconds": lambda s: s * h.progress.elapsed / max(h.progress.step, 1)}[x]
+        fig.add_trace(go.Scatter(x=[step_x(s) for s in h.loss_steps], y=smooth(h.loss),
                                  name=name, legendgroup=name, line=dict(color=color)), 1, 1)
-        epochs = h["epochs"]
+        epochs = h.epochs
         ex = {"epoch": [e["epoch"] for e in epochs],
               "samples": [e.get("samples_seen", e["step"] * batch) for e in epochs],
               "seconds": [e["elapsed"] for e in epochs]}[x]

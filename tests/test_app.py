@@ -124,7 +124,7 @@ def test_a_tiny_run_completes_and_shows_its_metrics(app):
     wait_until_done(app)
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["Test accuracy"].rstrip("%")) > 80
-    assert app.session_state["session"].job.snapshot()["status"] == "finished"
+    assert app.session_state["session"].job.snapshot().status == "finished"
     assert queue().counts() == (0, 0)
 
 
@@ -134,7 +134,7 @@ def test_stop_ends_the_run(app):
     assert button(app, "Train").disabled and not button(app, "Stop").disabled
     button(app, "Stop").click().run()
     job = app.session_state["session"].job
-    assert not job.running and job.snapshot()["status"] == "stopped"
+    assert not job.running and job.snapshot().status == "stopped"
     assert button(app, "Train").disabled is False
 
 
@@ -163,7 +163,7 @@ def test_a_second_tab_queues_behind_full_slots(app, monkeypatch, tiny_root, tmp_
     assert queue().counts() == (1, 1)
     button(app, "Stop").click().run()
     wait_until_done(other)
-    assert other.session_state["session"].job.snapshot()["status"] == "finished"
+    assert other.session_state["session"].job.snapshot().status == "finished"
 
 
 def test_switching_the_model_source(app):
@@ -367,7 +367,7 @@ def test_start_a_class_join_it_finish_a_run_and_see_it_on_the_board(app):
     button(app, "Start a class").click().run()
     assert not app.exception and not app.error
     teacher = app.session_state["session"]
-    (code, key), = teacher.teacher_keys.items()
+    (code, key), = teacher.membership.teacher_keys.items()
     assert any(code in c.value and "view=board&teacher=" in c.value for c in app.code)
     student = AppTest.from_file(APP, default_timeout=60)
     student.query_params["class"] = code
@@ -408,7 +408,7 @@ def test_start_a_class_join_it_finish_a_run_and_see_it_on_the_board(app):
 def test_a_database_of_another_version_stops_the_page_with_both_versions(monkeypatch, tmp_path):
     from sqlalchemy import update
 
-    from mlp_demo import db
+    from mlp_demo.server import db
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     engine = db.connect(url)
     with engine.begin() as conn:
@@ -425,12 +425,12 @@ def test_a_database_of_another_version_stops_the_page_with_both_versions(monkeyp
 
 
 def test_a_lesson_holds_against_a_forged_link_and_forged_widget_state(app):
-    from mlp_demo.lessons import read_lesson
-    from mlp_demo.limits import Limits
+    from mlp_demo.server.lessons import read_lesson
+    from mlp_demo.server.limits import Limits
     button(app, "Start a class").click().run()
     teacher = app.session_state["session"]
-    (code, key), = teacher.teacher_keys.items()
-    teacher.classes.set_lesson(code, key, read_lesson({"lr": "0.01"}, ["optimizer"], Limits()))
+    (code, key), = teacher.membership.teacher_keys.items()
+    teacher.membership.classes.set_lesson(code, key, read_lesson({"lr": "0.01"}, ["optimizer"], Limits()))
     student = AppTest.from_file(APP, default_timeout=60)
     student.query_params.update({"class": code, "lr": "0.1", "optimizer": "sgd"})  # a forged link
     student.run()
@@ -454,11 +454,11 @@ def test_a_forged_stored_lesson_leaves_a_joining_students_page_working(app):
 
     from sqlalchemy import update
 
-    from mlp_demo import db
+    from mlp_demo.server import db
     button(app, "Start a class").click().run()
     teacher = app.session_state["session"]
-    (code, _), = teacher.teacher_keys.items()
-    with teacher.classes.engine.begin() as conn:
+    (code, _), = teacher.membership.teacher_keys.items()
+    with teacher.membership.classes.engine.begin() as conn:
         conn.execute(update(db.classes).where(db.classes.c.code == code)
                      .values(lesson=json.dumps({"lock": {"epochs": 100000, "lr": "abc"}})))
     student = AppTest.from_file(APP, default_timeout=60)

@@ -202,5 +202,6 @@ def test_save_without_replace_never_overwrites(tmp_path, saved):
 
 
 def test_the_first_paints_shipped_model_is_the_checkpoints_one():
-    from mlp_demo import checkpoints, weights
+    from mlp_demo import checkpoints
+    from mlp_demo.server import weights
     assert weights.SHIPPED == checkpoints.DEFAULT_CHECKPOINT  # weights.py names it without torch

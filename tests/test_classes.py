@@ -9,21 +9,19 @@ import threading
 import pytest
 from sqlalchemy import func, select, update
 
-from mlp_demo import db
-from mlp_demo.classes import (
+from mlp_demo.config import TrainConfig
+from mlp_demo.server import db
+from mlp_demo.server.board import baseline, changed_from, groups, leaderboard
+from mlp_demo.server.classes import (
     CODE_ALPHABET,
     CODE_LENGTH,
     NO_SUCH_CLASS,
     ClassError,
     Classes,
-    changed_from,
-    groups,
-    leaderboard,
     normalise_code,
 )
-from mlp_demo.config import TrainConfig
-from mlp_demo.lessons import read_lesson
-from mlp_demo.limits import Limits
+from mlp_demo.server.lessons import read_lesson
+from mlp_demo.server.limits import Limits
 
 SETTINGS = TrainConfig().to_dict()
 
@@ -61,8 +59,8 @@ def test_a_class_from_start_to_board(classes):
     loss = classes.loss_curve(new.code, first)
     assert len(loss) == 100 and loss[-1] == pytest.approx([29.9, 1 / 300])  # downsampled, last kept
     assert board.entries[0].curves == {"val_acc": [[e, 0.97] for e in range(1, 6)]}
-    assert changed_from(board.defaults, board.entries[0]) == ("lr",)
-    assert changed_from(board.defaults, board.entries[1]) == ()
+    assert changed_from(baseline(board), board.entries[0]) == ("lr",)
+    assert changed_from(baseline(board), board.entries[1]) == ()
     assert [e.test_acc for e in leaderboard(board)] == [0.97, 0.95]
     assert list(groups(board)) in ([("lr",), ()], [(), ("lr",)])
 
@@ -336,7 +334,7 @@ def test_a_scored_entry_keeps_its_score_and_the_set_size(classes):
 
 def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
     """Through every migration: version 2's handwriting columns, version 3's model files."""
-    from mlp_demo.records import ModelRecords
+    from mlp_demo.server.records import ModelRecords
     engine = db.connect(database_url)
     classes = Classes(engine, Limits())
     new = classes.create()

@@ -14,9 +14,9 @@ import torch
 
 from mlp_demo.checkpoints import DEFAULT_CHECKPOINT
 from mlp_demo.config import TrainConfig
-from mlp_demo.limits import Limits
-from mlp_demo.session import LIVE, SHIPPED, Session, SessionError
-from mlp_demo.store import ModelStore
+from mlp_demo.server.limits import Limits
+from mlp_demo.server.session import LIVE, SHIPPED, Session, SessionError
+from mlp_demo.server.store import ModelStore
 
 from helpers import drawn, png_data_url
 
@@ -41,7 +41,7 @@ def ray_instance():
 @pytest.fixture
 def on_ray(ray_instance, tmp_path, tiny_raw):
     """A factory of Sessions whose runs go to Ray, sharing one cluster queue."""
-    from mlp_demo.cluster import ClusterRunQueue, RayJobs
+    from mlp_demo.server.cluster import ClusterRunQueue, RayJobs
     made = []
 
     def make(limits=Limits(), visitor=None, queue=None):
@@ -66,7 +66,7 @@ def wait(condition, timeout=120, what="the condition"):
 
 
 def step(me) -> int:
-    return me.job.snapshot()["progress"]["step"]
+    return me.job.snapshot().progress.step
 
 
 def test_a_run_trains_on_a_worker_streams_its_progress_and_stops(on_ray):
@@ -74,12 +74,12 @@ def test_a_run_trains_on_a_worker_streams_its_progress_and_stops(on_ray):
     me.train(ENDLESS)
     wait(lambda: step(me) > 0, what="the first step")
     snapshot = me.job.snapshot()
-    assert snapshot["worker"]["pid"] != os.getpid()  # not the app's process
-    assert snapshot["status"] == "running" and snapshot["kind"] == "training"
-    where = snapshot["worker"]
+    assert snapshot.worker["pid"] != os.getpid()  # not the app's process
+    assert snapshot.status == "running" and snapshot.kind == "training"
+    where = snapshot.worker
     first = step(me)
     wait(lambda: step(me) > first + 20, what="more steps")
-    assert len(me.job.snapshot()["loss"]) > 0
+    assert len(me.job.snapshot().loss) > 0
     me.stop(wait_s=30)
     wait(lambda: not me.job.active, what="the run to end")
     assert me.job.status == "stopped" and me.history.latest.model() is not None
@@ -91,8 +91,8 @@ def test_a_run_on_ray_keeps_the_time_limit(on_ray):
     me.train(ENDLESS)
     wait(lambda: not me.job.active, what="the time limit")
     snapshot = me.job.snapshot()
-    assert snapshot["status"] == "stopped" and "MLP_DEMO_MAX_RUN_SECONDS" in snapshot["message"]
-    assert 2 <= snapshot["progress"]["elapsed"] < 30
+    assert snapshot.status == "stopped" and "MLP_DEMO_MAX_RUN_SECONDS" in snapshot.message
+    assert 2 <= snapshot.progress.elapsed < 30
 
 
 def test_its_weights_drive_the_pad(on_ray):
@@ -118,17 +118,17 @@ def test_a_killed_worker_is_a_failed_run_with_a_message(on_ray):
     me.queue._forget = slow_forget
     me.train(ENDLESS)
     wait(lambda: step(me) > 0, what="the first step")
-    os.kill(me.job.snapshot()["worker"]["pid"], signal.SIGKILL)
+    os.kill(me.job.snapshot().worker["pid"], signal.SIGKILL)
     wait(lambda: not me.job.active, what="the run to fail")
     snapshot = me.job.snapshot()
-    assert snapshot["status"] == "failed" and "worker training this run was lost" in snapshot["message"]
+    assert snapshot.status == "failed" and "worker training this run was lost" in snapshot.message
     me.train(TINY)  # the tab's slot is free again
     wait(lambda: not me.job.active, what="the next run")
     assert me.job.status == "finished"
 
 
 def test_the_cluster_queue_keeps_one_run_per_visitor_and_gives_places(on_ray):
-    from mlp_demo.cluster import ClusterRunQueue
+    from mlp_demo.server.cluster import ClusterRunQueue
     limits = Limits(max_jobs=1)
     app_a, app_b = ClusterRunQueue(limits), ClusterRunQueue(limits)  # two app processes
     first = on_ray(limits, queue=app_a)
@@ -159,6 +159,6 @@ def test_teaching_runs_on_a_worker_too(on_ray):
     me.teach(TeachConfig(steps=30))
     wait(lambda: not me.job.active, what="teaching to end")
     snapshot = me.job.snapshot()
-    assert snapshot["status"] == "finished" and snapshot["kind"] == "teaching"
-    assert snapshot["worker"]["pid"] != os.getpid()
-    assert snapshot["teach"]["labels"] == [3, 3, 3] and me.history.latest.model() is not None
+    assert snapshot.status == "finished" and snapshot.kind == "teaching"
+    assert snapshot.worker["pid"] != os.getpid()
+    assert snapshot.teach["labels"] == [3, 3, 3] and me.history.latest.model() is not None

@@ -10,7 +10,7 @@ import torch
 from mlp_demo import checkpoints
 from mlp_demo.data import augment
 from mlp_demo.drawing import predict_image
-from mlp_demo.jobs import TrainingJob
+from mlp_demo.server.jobs import TrainingJob
 from mlp_demo.train import Trainer, evaluate, resolve_device
 
 from helpers import drawn
@@ -82,8 +82,8 @@ def test_job_trains_on_cuda_and_previews_on_cpu(tiny_data, small_config):
     job = TrainingJob(small_config.replace(device="cuda", epochs=2), lambda: tiny_data).start()
     job.join(timeout=120)
     snap = job.snapshot()
-    assert snap["status"] == "finished", snap["message"]
-    assert len(snap["epochs"]) == 2
+    assert snap.status == "finished", snap.message
+    assert len(snap.epochs) == 2
     assert next(job.model().parameters()).device.type == "cpu"
     probs, _ = job.predict(drawn("1"))
     assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-5

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from mlp_demo import db
-from mlp_demo.classes import DATABASE_DOWN, ClassError, Classes
-from mlp_demo.limits import Limits
+from mlp_demo.server import db
+from mlp_demo.server.classes import DATABASE_DOWN, ClassError, Classes
+from mlp_demo.server.limits import Limits
 
 SILENCE_S = 120  # far longer than any deadline: only a call that waits for the database exceeds it
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mlp_demo.data import MnistSplits
-from mlp_demo.jobs import StepCurve, TrainingJob
+from mlp_demo.server.jobs import StepCurve, TrainingJob
 from mlp_demo.train import Trainer
 
 from helpers import drawn
@@ -28,19 +28,19 @@ def test_a_job_trains_in_the_background_and_records_plain_numbers(tiny_data, sma
     job.join(60)
     assert seen == ["mlp_demo-training"]  # the run, and its end, happened off the caller's thread
     history = job.snapshot()
-    assert history["status"] == "finished" and len(history["epochs"]) == 2
-    assert len(history["loss"]) == len(history["loss_steps"]) == history["progress"]["total_steps"]
-    assert history["epochs"][-1]["test_acc"] > 0.9
+    assert history.status == "finished" and len(history.epochs) == 2
+    assert len(history.loss) == len(history.loss_steps) == history.progress.total_steps
+    assert history.epochs[-1]["test_acc"] > 0.9
     assert job.model() is not None and not job.active
 
 
 def test_stop_ends_a_job_before_its_next_batch(tiny_data, small_config):
     job = TrainingJob(small_config.replace(epochs=200, batch_size=1), lambda: tiny_data).start()
-    wait_for(lambda: job.snapshot()["progress"]["step"] > 5)
+    wait_for(lambda: job.snapshot().progress.step > 5)
     job.stop()
     job.join(30)
-    assert not job.running and job.snapshot()["status"] == "stopped"
-    assert job.snapshot()["progress"]["step"] < job.snapshot()["progress"]["total_steps"]
+    assert not job.running and job.snapshot().status == "stopped"
+    assert job.snapshot().progress.step < job.snapshot().progress.total_steps
 
 
 def test_a_finished_or_stopped_job_keeps_only_weights_and_history(tiny_data, small_config):
@@ -52,7 +52,7 @@ def test_a_finished_or_stopped_job_keeps_only_weights_and_history(tiny_data, sma
         refs["data"] = weakref.ref(data.train_x)
         return data
     job = TrainingJob(small_config.replace(epochs=200, batch_size=8), load).start()
-    wait_for(lambda: job.trainer is not None and job.snapshot()["progress"]["step"] > 60)
+    wait_for(lambda: job.trainer is not None and job.snapshot().progress.step > 60)
     trainer = job.trainer
     refs["trainer"], refs["optimizer"] = weakref.ref(trainer), weakref.ref(trainer.optimizer)
     refs["snapshot"] = weakref.ref(trainer.good_weights[0])
@@ -62,7 +62,7 @@ def test_a_finished_or_stopped_job_keeps_only_weights_and_history(tiny_data, sma
     gc.collect()
     assert {name: ref() is None for name, ref in refs.items()} == dict.fromkeys(refs, True)
     assert job.trainer is None and job.load_data is None
-    assert job.preview is not None and job.snapshot()["loss"]  # what the page needs stays
+    assert job.preview is not None and job.snapshot().loss  # what the page needs stays
     assert next(job.preview.parameters()).device.type == "cpu"
 
 
@@ -71,8 +71,8 @@ def test_a_run_stops_itself_at_the_time_limit_and_keeps_its_weights(tiny_data, s
                       max_seconds=0.3).start()
     job.join(60)
     history = job.snapshot()
-    assert history["status"] == "stopped" and "limit" in history["message"]
-    assert history["progress"]["step"] < history["progress"]["total_steps"]
+    assert history.status == "stopped" and "limit" in history.message
+    assert history.progress.step < history.progress.total_steps
     assert job.model() is not None
 
 
@@ -93,13 +93,13 @@ def test_the_live_model_is_a_copy_of_the_weights_as_they_train(tiny_data, small_
 
 
 def test_a_job_keeps_to_the_job_protocol(tiny_data, small_config):
-    from mlp_demo.jobs import Job
+    from mlp_demo.server.jobs import Job
     job = TrainingJob(small_config, lambda: tiny_data)
     members = [m for m in dir(Job) if not m.startswith("_")] + list(Job.__annotations__)
     assert all(hasattr(job, m) for m in members), members
     assert job.status == "queued" and job.active and job.model_config == small_config
     h = job.snapshot()
-    assert h["kind"] == "training" and h["x_axis"] == "epoch" and h["settings"]["epochs"] == 1
+    assert h.kind == "training" and h.x_axis == "epoch" and h.settings["epochs"] == 1
 
 
 def test_failures_become_messages(small_config):
@@ -108,7 +108,7 @@ def test_failures_become_messages(small_config):
     done = []
     job = TrainingJob(small_config, missing).start(on_done=done.append)
     job.join(10)
-    assert job.snapshot()["status"] == "failed" and "MNIST_ROOT" in job.snapshot()["message"]
+    assert job.snapshot().status == "failed" and "MNIST_ROOT" in job.snapshot().message
     assert done == [job]
 
 
@@ -159,9 +159,9 @@ def test_dropout_is_reproducible_from_its_generator(dropout):
 
 
 def test_a_teaching_job_fine_tunes_in_the_background_and_reports_before_and_after(tiny_data, small_config):
-    from mlp_demo.jobs import TeachingJob
-    from mlp_demo.limits import Limits, RunQueue
     from mlp_demo.model import MLP
+    from mlp_demo.server.jobs import TeachingJob
+    from mlp_demo.server.limits import Limits, RunQueue
     from mlp_demo.teach import TeachConfig
 
     trainer = Trainer(small_config, tiny_data)
@@ -177,41 +177,41 @@ def test_a_teaching_job_fine_tunes_in_the_background_and_reports_before_and_afte
     assert queue.submit(job) == 0
     job.join(60)
     history = job.snapshot()
-    result = history["teach"]
-    assert history["status"] == "finished", history["message"]
+    result = history.teach
+    assert history.status == "finished", history.message
     assert result["labels"] == labels.tolist() and len(result["before"]) == len(result["after"]) == 12
     assert result["examples_accuracy_after"] > result["examples_accuracy_before"] + 0.5
     assert 0 < result["test_accuracy_after"] <= 1
-    assert history["epochs"][-1]["test_acc"] == result["test_accuracy_after"]
-    assert history["progress"]["step"] == 300 and len(history["loss"]) > 0
+    assert history.epochs[-1]["test_acc"] == result["test_accuracy_after"]
+    assert history.progress.step == 300 and len(history.loss) > 0
     # Its own settings and x-axis, not those of the training run it started from.
-    assert history["kind"] == "teaching" and history["x_axis"] == "step"
-    assert history["settings"] == {"steps": 300, "lr": 2e-3, "replay": 0.75, "batch_size": 64, "seed": 0}
+    assert history.kind == "teaching" and history.x_axis == "step"
+    assert history.settings == {"steps": 300, "lr": 2e-3, "replay": 0.75, "batch_size": 64, "seed": 0}
     assert job.model_config == small_config  # what rebuilds (and saves) the weights
     assert job.model() is not None and not job.active and queue.counts() == (0, 0)
     assert torch.equal(job.model()(torch.zeros(1, 784)), job.preview(torch.zeros(1, 784)))
 
 
 def test_a_teaching_job_stops_and_keeps_what_it_learned(tiny_data, small_config):
-    from mlp_demo.jobs import TeachingJob
     from mlp_demo.model import MLP
+    from mlp_demo.server.jobs import TeachingJob
     from mlp_demo.teach import TeachConfig
 
     job = TeachingJob(MLP(small_config), tiny_data.test_x[:4], tiny_data.test_y[:4],
                       lambda: tiny_data, teach_config=TeachConfig(steps=10_000, batch_size=2))
     job.start()
-    wait_for(lambda: job.snapshot()["progress"]["step"] > 5)
+    wait_for(lambda: job.snapshot().progress.step > 5)
     job.stop()
     job.join(30)
     history = job.snapshot()
-    assert history["status"] == "stopped" and history["teach"] is not None
-    assert history["progress"]["step"] < 10_000
+    assert history.status == "stopped" and history.teach is not None
+    assert history.progress.step < 10_000
 
 
 def test_a_teaching_job_that_fails_is_not_called_diverged(tiny_data, small_config):
     """Only a non-finite loss is divergence; any other error is a failure with its message."""
-    from mlp_demo.jobs import TeachingJob
     from mlp_demo.model import MLP
+    from mlp_demo.server.jobs import TeachingJob
     from mlp_demo.teach import TeachConfig
 
     def broken():
@@ -219,11 +219,49 @@ def test_a_teaching_job_that_fails_is_not_called_diverged(tiny_data, small_confi
     job = TeachingJob(MLP(small_config), tiny_data.test_x[:4], tiny_data.test_y[:4], broken,
                       teach_config=TeachConfig(steps=5))
     job.start().join(30)
-    assert job.status == "failed" and "wrong shape" in job.snapshot()["message"]
+    assert job.status == "failed" and "wrong shape" in job.snapshot().message
     diverging = TeachingJob(MLP(small_config), tiny_data.test_x[:4], tiny_data.test_y[:4],
                             lambda: tiny_data, teach_config=TeachConfig(steps=50, lr=1.0))
     with torch.no_grad():
         for p in diverging.preview.parameters():
             p.mul_(1e30)  # logits overflow: the loss is not finite at the first step
     diverging.start().join(30)
-    assert diverging.status == "diverged", diverging.snapshot()["message"]
+    assert diverging.status == "diverged", diverging.snapshot().message
+
+
+@pytest.mark.parametrize("max_seconds", [None, 1.0])
+def test_the_eta_is_one_function_for_a_local_a_teaching_and_a_ray_job(tiny_raw, small_config, max_seconds):
+    """The queue's promise to the next in line: the same settings give the same ETA wherever a
+    run trains, and none is past the server's time limit (a teaching job's once was)."""
+    pytest.importorskip("ray")
+    from mlp_demo.model import MLP
+    from mlp_demo.server.cluster import RayJobs
+    from mlp_demo.server.jobs import LocalJobs, Progress, teaching_estimate, training_estimate
+    from mlp_demo.teach import TeachConfig
+
+    class NoCluster(RayJobs):
+        def _raw_ref(self, raw):  # the object store is not needed to price a run
+            return None
+
+    config = small_config.replace(epochs=40, hidden=(512, 512))
+    teach_config = TeachConfig(steps=10_000, batch_size=256)
+    model = MLP(config)
+    images, labels = torch.zeros(3, 28, 28, dtype=torch.uint8), torch.tensor([1, 2, 3])
+    made = {}
+    for where, maker in (("local", LocalJobs()), ("ray", NoCluster())):
+        made[where, "training"] = maker.training(config, tiny_raw, "v", max_seconds)
+        made[where, "teaching"] = maker.teaching(model, images, labels, tiny_raw, "v", max_seconds,
+                                                 teach_config)
+    n_train = len(tiny_raw[0]) - config.val_size
+    limit = max_seconds or float("inf")
+    for (where, kind), job in made.items():
+        estimate = (training_estimate(config, n_train) if kind == "training"
+                    else teaching_estimate(config, teach_config))
+        assert job.eta_seconds() == pytest.approx(min(estimate, limit)), (where, kind)
+        running = Progress(step=10, total_steps=100, elapsed=0.5)
+        if where == "local":
+            job.progress = running
+        else:
+            job._set(progress=running)
+        assert job.eta_seconds() == pytest.approx(min(4.5, limit - 0.5)), (where, kind)
+    assert min(training_estimate(config, n_train), teaching_estimate(config, teach_config)) > 1.0

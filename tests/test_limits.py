@@ -7,8 +7,8 @@ import pytest
 
 from mlp_demo import checkpoints
 from mlp_demo.config import TrainConfig
-from mlp_demo.jobs import TrainingJob
-from mlp_demo.limits import Busy, Limits, RunQueue, available_cpus, cgroup_cpu_quota, variable
+from mlp_demo.server.jobs import TrainingJob
+from mlp_demo.server.limits import Busy, Limits, RunQueue, available_cpus, cgroup_cpu_quota, variable
 
 from helpers import REPO
 
@@ -44,12 +44,12 @@ def test_every_model_the_server_trains_can_be_uploaded_back():
 
 def test_available_cpus_honours_affinity_and_quota(tmp_path, monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr("mlp_demo.limits.cgroup_cpu_quota", lambda: None)
+    monkeypatch.setattr("mlp_demo.server.limits.cgroup_cpu_quota", lambda: None)
     assert available_cpus() == 4
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {5})
     assert available_cpus() == 1
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr("mlp_demo.limits.cgroup_cpu_quota", lambda: 1.5)
+    monkeypatch.setattr("mlp_demo.server.limits.cgroup_cpu_quota", lambda: 1.5)
     assert available_cpus() == 2
 
 
@@ -174,4 +174,4 @@ def test_a_queued_job_starts_by_itself_when_a_slot_frees(tiny_data, small_config
         threading.Event().wait(0.05)
     assert second_started.is_set()
     second.join(60)
-    assert second.snapshot()["status"] == "finished" and queue.counts() == (0, 0)
+    assert second.snapshot().status == "finished" and queue.counts() == (0, 0)

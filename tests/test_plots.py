@@ -1,6 +1,7 @@
 import numpy as np
 
 from mlp_demo.plots import pixels, probability_figure, smooth, training_figure
+from mlp_demo.server.jobs import JobSnapshot, Progress
 
 
 def test_smoothing_is_debiased():
@@ -11,10 +12,10 @@ def test_smoothing_is_debiased():
 def test_training_figure_has_loss_accuracy_and_lr():
     epoch = {"epoch": 1, "train_loss": 0.3, "val_loss": 0.2, "train_acc": 0.9, "val_acc": 0.95,
              "test_acc": 0.96}
-    history = {"progress": {"total_steps": 20}, "settings": {"epochs": 2}, "x_axis": "epoch",
-               "epochs": [epoch],
-               "loss_steps": list(range(1, 11)), "loss": [1 / s for s in range(1, 11)],
-               "lr_steps": list(range(1, 11)), "lr": [1e-3] * 10}
+    history = JobSnapshot("running", "training", {"epochs": 2}, progress=Progress(total_steps=20),
+                          epochs=(epoch,),
+                          loss_steps=tuple(range(1, 11)), loss=tuple(1 / s for s in range(1, 11)),
+                          lr_steps=tuple(range(1, 11)), lr=(1e-3,) * 10)
     fig = training_figure(history)
     names = [t.name for t in fig.data]
     assert {"batch loss (smoothed)", "validation loss", "test accuracy", "learning rate"} <= set(names)
@@ -99,10 +100,10 @@ def test_board_figures_pass_plotly_validation_and_escape_names():
                          log_x=True).layout.xaxis.type is None  # words have no log axis
 
 
-def history_after(epochs: list[dict], total_epochs: int = 6) -> dict:
-    return {"progress": {"total_steps": 60}, "settings": {"epochs": total_epochs}, "x_axis": "epoch",
-            "epochs": epochs, "loss_steps": [1, 2], "loss": [2.3, 2.2], "lr_steps": [1, 2],
-            "lr": [1e-3, 1e-3]}
+def history_after(epochs: list[dict], total_epochs: int = 6) -> JobSnapshot:
+    return JobSnapshot("running", "training", {"epochs": total_epochs},
+                       progress=Progress(total_steps=60), epochs=tuple(epochs), loss_steps=(1, 2),
+                       loss=(2.3, 2.2), lr_steps=(1, 2), lr=(1e-3, 1e-3))
 
 
 def test_an_empty_accuracy_chart_runs_from_0_to_100_percent_over_the_runs_epochs():

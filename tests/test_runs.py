@@ -3,13 +3,14 @@
 import csv
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
 from mlp_demo.config import TrainConfig
-from mlp_demo.jobs import TrainingJob
-from mlp_demo.limits import Limits
-from mlp_demo.runs import RunHistory, settings_table, to_csv, to_json
+from mlp_demo.server.jobs import JobSnapshot, Progress, TrainingJob
+from mlp_demo.server.limits import Limits
+from mlp_demo.server.runs import RunHistory, settings_table, to_csv, to_json
 
 
 class DoneJob:
@@ -17,12 +18,13 @@ class DoneJob:
         self.model_config, self.active, self.epochs = config, active, epochs
 
     def snapshot(self):
-        return {"status": "finished", "progress": {"elapsed": 3.0, "step": 10, "total_steps": 10},
-                "epochs": [{"epoch": e, "step": 5 * e, "samples_seen": 100 * e, "elapsed": 1.5 * e,
-                            "train_loss": 1 / e, "train_acc": 0.9, "val_loss": 0.5, "val_acc": 0.8 + e / 100,
-                            "test_loss": 0.5, "test_acc": 0.85} for e in range(1, self.epochs + 1)],
-                "loss_steps": [1, 2], "loss": [2.0, 1.0], "lr_steps": [1, 2], "lr": [0.1, 0.1],
-                "kind": "training", "x_axis": "epoch", "settings": self.model_config.to_dict()}
+        return JobSnapshot(
+            status="finished", progress=Progress(elapsed=3.0, step=10, total_steps=10),
+            epochs=tuple({"epoch": e, "step": 5 * e, "samples_seen": 100 * e, "elapsed": 1.5 * e,
+                          "train_loss": 1 / e, "train_acc": 0.9, "val_loss": 0.5, "val_acc": 0.8 + e / 100,
+                          "test_loss": 0.5, "test_acc": 0.85} for e in range(1, self.epochs + 1)),
+            loss_steps=(1, 2), loss=(2.0, 1.0), lr_steps=(1, 2), lr=(0.1, 0.1),
+            kind="training", settings=self.model_config.to_dict())
 
 
 def test_runs_are_numbered_and_the_oldest_unpinned_is_dropped():
@@ -80,10 +82,8 @@ def test_a_real_job_in_the_history(tiny_data, small_config):
 class TeachJob(DoneJob):
     def snapshot(self):
         h = super().snapshot()
-        h.update(kind="teaching", x_axis="step", settings={"steps": 150, "lr": 5e-4, "replay": 0.75,
-                                                         "batch_size": 64, "seed": 0})
-        h["epochs"] = h["epochs"][:1]
-        return h
+        return replace(h, kind="teaching", epochs=h.epochs[:1], settings={
+            "steps": 150, "lr": 5e-4, "replay": 0.75, "batch_size": 64, "seed": 0})
 
 
 def test_a_teaching_run_is_described_by_its_own_settings():
@@ -103,7 +103,7 @@ def test_a_teaching_run_is_described_by_its_own_settings():
 
 
 def test_settings_from_a_link_are_checked_and_snapped():
-    from mlp_demo.links import parse_query, to_query
+    from mlp_demo.server.links import parse_query, to_query
     limits = Limits()
     applied, preset, ignored = parse_query(
         {"preset": "fast", "lr": "0.004", "hidden": "500-100", "batch_size": "300", "epochs": "7",
@@ -120,7 +120,7 @@ def test_settings_from_a_link_are_checked_and_snapped():
 
 
 def test_the_class_the_view_and_a_teacher_key_are_not_settings():
-    from mlp_demo.links import parse_query
+    from mlp_demo.server.links import parse_query
     applied, preset, ignored = parse_query(
         {"class": "K7QM4XR2P", "view": "board", "teacher": "secret", "lr": "0.01"}, Limits())
     assert applied == {"lr": 0.01} and preset is None and ignored == []  # never "ignored"

@@ -11,9 +11,9 @@ from mlp_demo import checkpoints
 from mlp_demo.checkpoints import DEFAULT_CHECKPOINT
 from mlp_demo.config import TrainConfig
 from mlp_demo.drawing import preprocess
-from mlp_demo.limits import Limits, RunQueue
-from mlp_demo.session import LIVE, SHIPPED, Session, SessionError
-from mlp_demo.store import ModelStore
+from mlp_demo.server.limits import Limits, RunQueue
+from mlp_demo.server.session import LIVE, SHIPPED, Session, SessionError
+from mlp_demo.server.store import ModelStore
 from mlp_demo.teach import TeachConfig
 
 from helpers import drawn, png_data_url
@@ -45,7 +45,7 @@ def wait_until_ended(me: Session, timeout: float = 300) -> None:
 
 def wait_for_step(me: Session, step: int = 1, timeout: float = 300) -> None:
     end = time.monotonic() + timeout
-    while me.job.snapshot()["progress"]["step"] < step:
+    while me.job.snapshot().progress.step < step:
         assert time.monotonic() < end, "the run did not start"
         time.sleep(0.05)
 
@@ -80,9 +80,9 @@ def test_label_three_drawings_teach_and_read_before_and_after(session):
     assert session.history.latest.name == "Run 1: taught" and session.chosen == LIVE
     wait_until_ended(session)
     h = session.job.snapshot()
-    assert h["status"] == "finished", h["message"]
-    assert h["kind"] == "teaching" and h["x_axis"] == "step" and h["settings"]["steps"] == 60
-    result = h["teach"]
+    assert h.status == "finished", h.message
+    assert h.kind == "teaching" and h.x_axis == "step" and h.settings["steps"] == 60
+    result = h.teach
     assert result["examples_accuracy_after"] > result["examples_accuracy_before"]
     assert result["after"] == [3, 3, 3]
     assert session.predict(png_data_url(drawn("0"))).digit == 3  # the taught model answers the pad
@@ -99,7 +99,7 @@ def test_teaching_from_the_cached_shipped_model_leaves_it_read_only(session):
     session.add_example(preprocess(drawn("1")), 7)
     session.teach(TeachConfig(steps=20))
     wait_until_ended(session)
-    assert session.job.status == "finished", session.job.snapshot()["message"]
+    assert session.job.status == "finished", session.job.snapshot().message
     assert all(torch.equal(before[k], v) for k, v in shipped.state_dict().items())
     assert not shipped.training and all(p.grad is None for p in shipped.parameters())
 
@@ -213,7 +213,7 @@ def test_why_this_prediction_from_four_threads_leaves_the_shared_model_untouched
     no .grad and stays in eval mode, however many strokes come at once."""
     from mlp_demo.data import normalize
     from mlp_demo.insight import contributions, hidden_activations
-    from mlp_demo.session import blank_input
+    from mlp_demo.server.session import blank_input
 
     shipped = session.store.model(session.store.listing().models[0])
     prediction = session.predict(png_data_url(drawn("7")))
@@ -241,97 +241,97 @@ def test_why_this_prediction_from_four_threads_leaves_the_shared_model_untouched
 
 @pytest.fixture
 def classroom(tmp_path, limits):
-    from mlp_demo import db
-    from mlp_demo.classes import Classes
+    from mlp_demo.server import db
+    from mlp_demo.server.classes import Classes
     engine = db.connect(f"sqlite:///{tmp_path / 'classes.sqlite3'}")
     yield Classes(engine, limits)
     engine.dispose()
 
 
 def test_a_student_joins_and_their_ended_runs_go_on_the_board(session, classroom):
-    session.classes = classroom
+    session.membership.classes = classroom
     session.train(TINY)  # before joining: stays off the board
     wait_until_ended(session)
     teacher = Session("teacher", session.queue, session.store, session.limits, session.load_mnist,
                       classroom)
-    new = teacher.start_class()
-    assert teacher.teacher_key(new.code.lower()) == new.teacher_key
-    assert "as Ana" in session.join(new.code, "Ana")
-    assert session.post_finished_runs() == []
+    new = teacher.membership.start_class()
+    assert teacher.membership.teacher_key(new.code.lower()) == new.teacher_key
+    assert "as Ana" in session.membership.join(new.code, "Ana")
+    assert session.membership.post_finished_runs() == []
     session.train(TINY.replace(lr=0.01))
     wait_until_ended(session)
     session.train(ENDLESS)
     wait_for_step(session)
     session.stop()
-    assert session.post_finished_runs() == ["Run 2 is on the class board.", "Run 3 is on the class board."]
-    assert session.post_finished_runs() == []  # each once
+    assert session.membership.post_finished_runs() == ["Run 2 is on the class board.", "Run 3 is on the class board."]
+    assert session.membership.post_finished_runs() == []  # each once
     board = classroom.board(new.code)
     assert [(e.status, e.settings["lr"]) for e in board.entries] == [("finished", 0.01), ("stopped", 0.003)]
-    session.withdraw(2)
+    session.membership.withdraw(2)
     assert [e.status for e in classroom.board(new.code).entries] == ["stopped"]
-    assert session.post_finished_runs() == []  # a withdrawn run is not posted again
+    assert session.membership.post_finished_runs() == []  # a withdrawn run is not posted again
 
 
 def test_a_failed_run_is_not_posted_and_a_locked_class_says_why(session, classroom, tiny_raw):
-    session.classes = classroom
-    new = session.start_class()
-    session.join(new.code, "Ana")
+    session.membership.classes = classroom
+    new = session.membership.start_class()
+    session.membership.join(new.code, "Ana")
     train_x, train_y, test_x, test_y = tiny_raw
     session.load_mnist = lambda: (train_x[:50], train_y[:50], test_x, test_y)  # < val_size
     session.train(TINY)
     wait_until_ended(session)
     assert session.job.status == "failed"
-    assert session.post_finished_runs() == []
+    assert session.membership.post_finished_runs() == []
     session.load_mnist = lambda: tiny_raw
     classroom.set_locked(new.code, new.teacher_key, True)
     session.train(TINY)
     wait_until_ended(session)
-    said = session.post_finished_runs()
+    said = session.membership.post_finished_runs()
     assert said == ["Run 2 is not on the board: the teacher has locked the class: it takes no new runs"]
     assert classroom.board(new.code).entries == []
 
 
 def test_wrong_codes_are_rate_limited_per_session(session, classroom):
-    session.classes = classroom
+    session.membership.classes = classroom
     real = classroom.create()
     for guess in ("AAAAAAAAA", "BBBBBBBBB", "x", "CCCCCCCCC", "DDDDDDDDD"):
         with pytest.raises(SessionError, match="No such class"):
-            session.join(guess, "Eve")
+            session.membership.join(guess, "Eve")
     with pytest.raises(SessionError, match="Too many tries"):
-        session.join(real.code, "Eve")  # even the right code, until a minute has passed
+        session.membership.join(real.code, "Eve")  # even the right code, until a minute has passed
     other = Session("other", session.queue, session.store, session.limits, session.load_mnist,
                     classroom)
-    assert "as Eve" in other.join(real.code, "Eve")  # another session is not slowed
+    assert "as Eve" in other.membership.join(real.code, "Eve")  # another session is not slowed
 
 
 def test_a_database_that_went_away_costs_no_run_and_the_run_is_posted_later(session, classroom,
                                                                             tmp_path, limits):
-    from mlp_demo import db
-    from mlp_demo.classes import Classes
-    session.classes = classroom
-    new = session.start_class()
-    session.join(new.code, "Ana")
+    from mlp_demo.server import db
+    from mlp_demo.server.classes import Classes
+    session.membership.classes = classroom
+    new = session.membership.start_class()
+    session.membership.join(new.code, "Ana")
     session.train(TINY)
     wait_until_ended(session)
     gone = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
     gone.dispose()
     (tmp_path / "gone.sqlite3").unlink()
     (tmp_path / "gone.sqlite3").mkdir()  # nothing a database can open
-    session.classes = Classes(gone, limits)
-    said = session.post_finished_runs()
+    session.membership.classes = Classes(gone, limits)
+    said = session.membership.post_finished_runs()
     assert said == ["The class board's database is not answering; try again in a moment (your runs "
                     "are kept in this tab)."]
     assert session.job.status == "finished" and session.history.latest.model() is not None
-    session.classes = classroom  # it is back
-    assert session.post_finished_runs() == ["Run 1 is on the class board."]
+    session.membership.classes = classroom  # it is back
+    assert session.membership.post_finished_runs() == ["Run 1 is on the class board."]
     assert len(classroom.board(new.code).entries) == 1
 
 
 @pytest.fixture
 def class_db(database_url, limits):
     """Classes in SQLite and in PostgreSQL (database_url runs each test against both)."""
-    from mlp_demo import db
-    from mlp_demo.classes import Classes
+    from mlp_demo.server import db
+    from mlp_demo.server.classes import Classes
     engine = db.connect(database_url)
     yield Classes(engine, limits)
     engine.dispose()
@@ -339,31 +339,31 @@ def class_db(database_url, limits):
 
 def test_runs_are_scored_on_the_class_handwriting_as_it_is_when_they_end(session, class_db):
     from mlp_demo.insight import predict_all
-    session.classes = class_db
-    new = session.start_class()
-    session.join(new.code, "Ana")
+    session.membership.classes = class_db
+    new = session.membership.start_class()
+    session.membership.join(new.code, "Ana")
     with pytest.raises(SessionError, match="label some drawings first"):
-        session.contribute()
+        session.membership.contribute(session.examples)
     session.train(TINY)
     wait_until_ended(session)
-    session.post_finished_runs()  # the set is empty: no score
+    session.membership.post_finished_runs()  # the set is empty: no score
     def label_five(me, narrow):
         for i in range(5):  # each of another shape: Your examples refuse a repeat
             shape, box = "07"[i % 2], (60 + 10 * i + narrow, 40, 200 - 5 * i, 240 - 12 * i)
             me.add_example(preprocess(drawn(shape, box=box)), int(shape))
 
     label_five(session, 0)
-    assert "Added 5 drawings" in session.contribute()
+    assert "Added 5 drawings" in session.membership.contribute(session.examples)
     with pytest.raises(SessionError, match="label some drawings first"):
-        session.contribute()  # each drawing once
+        session.membership.contribute(session.examples)  # each drawing once
     other = Session("visitor-b", session.queue, session.store, session.limits, session.load_mnist,
                     class_db)
-    other.join(new.code, "Ben")
+    other.membership.join(new.code, "Ben")
     label_five(other, 25)
-    other.contribute()
+    other.membership.contribute(other.examples)
     session.train(TINY.replace(seed=1))
     wait_until_ended(session)
-    said = session.post_finished_runs()
+    said = session.membership.post_finished_runs()
     assert said[0].startswith("Run 2 is on the class board. It read ") and "10 drawings" in said[0]
     first, second = class_db.board(new.code).entries
     assert (first.handwriting_acc, first.handwriting_n) == (None, None)
@@ -372,16 +372,16 @@ def test_runs_are_scored_on_the_class_handwriting_as_it_is_when_they_end(session
     expected = (predict_all(session.history.latest.model(), images).argmax(1)
                 == torch.tensor(found.labels)).float().mean().item()
     assert second.handwriting_n == 10 and second.handwriting_acc == pytest.approx(expected)
-    assert "Took your 5 drawings out" in session.withdraw_handwriting()
+    assert "Took your 5 drawings out" in session.membership.withdraw_handwriting()
     assert class_db.handwriting_counts(new.code, "visitor-b") == (5, 5)
     assert class_db.board(new.code).entries[1].handwriting_n == 10  # scored on the set as it was
 
 
 def test_a_lesson_refuses_a_forged_config(session, class_db):
-    from mlp_demo.lessons import read_lesson
-    session.classes = class_db
+    from mlp_demo.server.lessons import read_lesson
+    session.membership.classes = class_db
     new = class_db.create()
-    session.join(new.code, "Ana")
+    session.membership.join(new.code, "Ana")
     class_db.set_lesson(new.code, new.teacher_key,
                         read_lesson({"lr": "0.01"}, ["optimizer"], session.limits))
     with pytest.raises(SessionError, match="locks the learning rate at 0.01.*this run has 0.003"):
@@ -391,6 +391,6 @@ def test_a_lesson_refuses_a_forged_config(session, class_db):
     assert session.history.runs == []
     session.train(TINY.replace(lr=0.01))  # within the lesson
     wait_until_ended(session)
-    session.leave()
+    session.membership.leave()
     session.train(TINY.replace(lr=0.003))  # out of the class, no lesson
     wait_until_ended(session)

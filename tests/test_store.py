@@ -9,9 +9,9 @@ import pytest
 
 from mlp_demo import checkpoints
 from mlp_demo.config import TrainConfig
-from mlp_demo.limits import Limits
 from mlp_demo.model import MLP
-from mlp_demo.store import ModelStore, StoreError, upload_name
+from mlp_demo.server.limits import Limits
+from mlp_demo.server.store import ModelStore, StoreError, upload_name
 
 from helpers import crafted, hostile_files
 
@@ -196,7 +196,7 @@ def test_upload_names(given, expected):
 
 
 def test_the_listing_comes_from_the_records_not_the_folder(tmp_path, monkeypatch):
-    from mlp_demo import store as store_module
+    from mlp_demo.server import store as store_module
     monkeypatch.setattr(store_module, "LISTING_TTL_S", 3600)  # however slow this machine is
     store = store_in(tmp_path)
     save(store, "m", "alice")
@@ -213,8 +213,8 @@ def test_the_listing_comes_from_the_records_not_the_folder(tmp_path, monkeypatch
 
 # -- owners in the database: several app processes, restarts (issue 20)
 def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(tmp_path, database_url):
-    from mlp_demo import db
-    from mlp_demo.records import ModelRecords
+    from mlp_demo.server import db
+    from mlp_demo.server.records import ModelRecords
     folder = tmp_path / "shared"
 
     def process():  # what each app process builds at start
@@ -243,10 +243,10 @@ def test_two_processes_on_one_database_share_models_and_owners_across_a_restart(
 
 
 def test_owners_while_the_database_is_away_are_a_message_not_a_crash(tmp_path, monkeypatch):
-    from mlp_demo import db
-    from mlp_demo import store as store_module
+    from mlp_demo.server import db
+    from mlp_demo.server import store as store_module
     monkeypatch.setattr(store_module, "DOWN_RETRY_S", 3600)  # however slow this machine is
-    from mlp_demo.records import ModelRecords
+    from mlp_demo.server.records import ModelRecords
     engine = db.connect(f"sqlite:///{tmp_path / 'gone.sqlite3'}")
     store = ModelStore(tmp_path / "models", Limits(), records=ModelRecords(engine))
     save(store, "before", "alice")
@@ -270,7 +270,7 @@ def test_presence_while_the_database_is_away_tries_once_per_interval(tmp_path, c
     """Each try may wait out the connect timeout: a page's reruns must not each make one."""
     from sqlalchemy import create_engine
 
-    from mlp_demo.records import Presence
+    from mlp_demo.server.records import Presence
     (tmp_path / "gone.sqlite3").mkdir()  # nothing a database can open
     now = [1000.0]
     presence = Presence(create_engine(f"sqlite:///{tmp_path / 'gone.sqlite3'}"), ttl_s=150,
@@ -289,8 +289,8 @@ def test_a_version_2_store_keeps_its_models_and_owners(tmp_path, database_url):
     the first start of this version records the file under its owner."""
     from sqlalchemy import update
 
-    from mlp_demo import db
-    from mlp_demo.records import ModelRecords
+    from mlp_demo.server import db
+    from mlp_demo.server.records import ModelRecords
     engine = db.connect(database_url)
     records = ModelRecords(engine)
     records.claim("old-one", "alice")  # a version-2 row: name and owner, no file
@@ -308,8 +308,8 @@ def test_eviction_asks_the_database_who_is_present_on_any_process(tmp_path, data
     """Alice's page is open on another replica: this one must not evict her model."""
     from sqlalchemy import select
 
-    from mlp_demo import db
-    from mlp_demo.records import ModelRecords, Presence
+    from mlp_demo.server import db
+    from mlp_demo.server.records import ModelRecords, Presence
     engine = db.connect(database_url)
     here, elsewhere = Presence(engine, ttl_s=150), Presence(engine, ttl_s=150)
     store = ModelStore(tmp_path, Limits(store_max_files=1), is_present=here.is_present,

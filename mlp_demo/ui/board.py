@@ -13,21 +13,22 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mlp_demo.classes import (
+from mlp_demo.config import TrainConfig
+from mlp_demo.plots import board_accuracies, board_curves, board_scatter, contact_sheet
+from mlp_demo.server.board import (
     LOG_SETTINGS,
     SCATTER_SETTINGS,
-    Board,
-    ClassError,
-    Entry,
-    groups,
-    leaderboard,
-    setting_value,
+    counts_line,
+    group_rows,
+    handwriting_points,
+    leaderboard_rows,
+    scatter_points,
+    setting_name,
 )
-from mlp_demo.config import TrainConfig
-from mlp_demo.lessons import LESSON_SETTINGS, Lesson, as_text, label, read_lesson
-from mlp_demo.links import to_query
-from mlp_demo.plots import board_accuracies, board_curves, board_scatter, contact_sheet
-from mlp_demo.session import Session
+from mlp_demo.server.classes import Board, Entry
+from mlp_demo.server.lessons import LESSON_SETTINGS, Lesson, as_text, read_lesson
+from mlp_demo.server.links import to_query
+from mlp_demo.server.session import Session, SessionError
 
 from . import server
 from .server import show_message, user_action
@@ -50,23 +51,23 @@ def board_page() -> None:
     st.html(BIG_TYPE)
     st.title("Class board")
     code = st.query_params.get("class") or ""
-    if me.classes is None:
+    if me.membership.classes is None:
         st.error("The class board's database does not answer; this page tries again by itself.")
     st.fragment(run_every=REFRESH_S)(board_view)(me, code[:40])
-    key = me.teacher_key(code[:40])
-    if me.classes is not None and key is not None:
+    key = me.membership.teacher_key(code[:40])
+    if me.membership.classes is not None and key is not None:
         st.fragment(lesson_editor)(me, code[:40], key)  # never refreshed: that would close its lists
         st.fragment(run_every=HANDWRITING_REFRESH_S)(handwriting_sheet)(me, code[:40], key)
     st.link_button("Back to the app", "./")
 
 
 def board_view(me: Session, code: str) -> None:
-    if me.classes is None:
+    if me.membership.classes is None:
         return
-    key = me.teacher_key(code)
+    key = me.membership.teacher_key(code)
     try:
-        board = me.classes.board(code, include_hidden=key is not None, visitor=me.visitor)
-    except ClassError as e:
+        board = me.membership.board(code)
+    except SessionError as e:
         st.info(str(e))
         return
     shown = dataclasses.replace(board, entries=[e for e in board.entries if not e.hidden])
@@ -79,15 +80,11 @@ def board_view(me: Session, code: str) -> None:
         left, right = st.columns(2, gap="large")
         with left.container(key="board_leaders"):
             st.subheader("Leaderboard")
-            st.dataframe(leaderboard_rows(shown), hide_index=True,
-                         column_config={c: st.column_config.NumberColumn(format="percent")
-                                        for c in ("test accuracy", "class handwriting",
-                                                  "validation accuracy")})
+            st.dataframe(leaderboard_rows(shown), hide_index=True)
         with right.container(key="board_groups"):
-            st.subheader("What each group changed from Default")
-            st.dataframe(group_rows(shown), hide_index=True,
-                         column_config={"best test accuracy": st.column_config.NumberColumn(
-                             format="percent")})
+            st.subheader("What each group changed" + (" from the lesson" if shown.lesson else
+                                                      " from Default"))
+            st.dataframe(group_rows(shown), hide_index=True)
         st.subheader("Everyone's validation curves")
         curves = [(f"{e.name} #{e.id}", e.curves.get("val_acc") or e.curves.get("test_acc") or [])
                   for e in shown.entries if e.kind == "training"]
@@ -98,10 +95,6 @@ def board_view(me: Session, code: str) -> None:
         teacher_controls(me, board, key)
 
 
-def counted(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
 def counts(board: Board, teacher: bool = False) -> None:
     students, runs, drawings, state = st.columns(4)
     students.metric("Students joined", board.students)
@@ -110,8 +103,7 @@ def counts(board: Board, teacher: bool = False) -> None:
                     help="Drawings the students gave: every run is scored on them as it ends.")
     state.metric("Class", board.code)
     join = str(st.context.url or "").split("?")[0] + f"?class={board.code}"
-    st.caption(f"{counted(len(board.entries), 'run')} in · {counted(board.students, 'student')} · "
-               f"{counted(board.handwriting_n, 'drawing')} in the class's handwriting")
+    st.caption(counts_line(board))
     st.markdown(f"Join at {join}")  # not in the caption: a faded link is unreadable at the back
     if board.lesson:
         st.info(f"Lesson: {board.lesson.describe()}.", icon=":material/school:")
@@ -123,26 +115,22 @@ def counts(board: Board, teacher: bool = False) -> None:
 
 def scatter(board: Board) -> None:
     x_col, colour_col, teach_col = st.columns([2, 2, 1], vertical_alignment="bottom")
-    x = x_col.selectbox("Setting", SCATTER_SETTINGS, key="board_x")
+    x = x_col.selectbox("Setting", SCATTER_SETTINGS, key="board_x", format_func=setting_name)
     colour = colour_col.selectbox("Colour by", SCATTER_SETTINGS, index=SCATTER_SETTINGS.index("optimizer"),
-                                  key="board_colour")
+                                  key="board_colour", format_func=setting_name)
     teaching = teach_col.toggle("Teaching runs", key="board_teaching",
                                 help="Teaching runs fine-tune a trained model: off the scatter "
                                      "unless chosen.")
-    points = [{"x": setting_value(e, x), "y": e.test_acc, "colour": setting_value(e, colour),
-               "label": f"{e.name} (#{e.id})"}
-              for e in board.entries if (e.kind == "training" or teaching)
-              and e.test_acc is not None and setting_value(e, x) is not None]
-    st.plotly_chart(board_scatter(points, x, colour, x in LOG_SETTINGS), key="board_scatter",
-                    config={"displayModeBar": False}, theme=None)  # its own large type
+    points = scatter_points(board, x, colour, teaching)
+    figure = board_scatter(points, setting_name(x), setting_name(colour), x in LOG_SETTINGS)
+    st.plotly_chart(figure, key="board_scatter", config={"displayModeBar": False},
+                    theme=None)  # its own large type
 
 
 def handwriting_scatter(board: Board) -> None:
     """MNIST's test accuracy against the class's handwriting: does a run that reads MNIST well
     read this room's writing as well?"""
-    points = [{"x": e.test_acc, "y": e.handwriting_acc, "label": f"{e.name} (#{e.id})",
-               "n": e.handwriting_n} for e in board.entries
-              if e.test_acc is not None and e.handwriting_acc is not None]
+    points = handwriting_points(board)
     if not points:
         st.caption("Class handwriting: no run has been scored on it yet (students add their "
                    "labelled drawings under Your examples in the app).")
@@ -150,28 +138,6 @@ def handwriting_scatter(board: Board) -> None:
     st.subheader("MNIST against the class's handwriting")
     st.plotly_chart(board_accuracies(points), key="board_handwriting",
                     config={"displayModeBar": False}, theme=None)
-
-
-def leaderboard_rows(board: Board) -> list[dict]:
-    changed = {e.id: ", ".join(change) or "nothing (Default)"
-               for change, members in groups(board).items() for e in members}
-    return [{"#": rank, "name": e.name, "test accuracy": e.test_acc,
-             "class handwriting": e.handwriting_acc, "drawings": e.handwriting_n,
-             "validation accuracy": e.val_acc,
-             "seconds": round(e.seconds, 1), "changed": changed[e.id], "status": e.status,
-             "run": e.id}
-            for rank, e in enumerate(leaderboard(board), start=1)]
-
-
-def group_rows(board: Board) -> list[dict]:
-    rows = []
-    for change, members in groups(board).items():
-        best = max((e.test_acc for e in members if e.test_acc is not None), default=None)
-        tried = "; ".join(f"{name}: " + ", ".join(sorted({_show(setting_value(e, name)) for e in members}))
-                          for name in change if name != "teaching")
-        rows.append({"changed": ", ".join(change) or "nothing (Default)", "runs": len(members),
-                     "best test accuracy": best, "values tried": tried[:200]})
-    return rows
 
 
 def one_run(me: Session, board: Board) -> None:
@@ -182,7 +148,7 @@ def one_run(me: Session, board: Board) -> None:
         entry = entries[chosen]
         settings, loss = st.columns(2)
         settings.json(entry.settings, expanded=True)  # rendered as data, never as markup
-        curve = me.classes.loss_curve(board.code, entry.id)
+        curve = me.membership.loss_curve(board.code, entry.id)
         if curve:
             x = "epoch" if entry.kind == "training" else "step"
             loss.line_chart({x: [p[0] for p in curve], "loss": [p[1] for p in curve]}, x=x, y="loss",
@@ -205,27 +171,25 @@ def settings_link(entry: Entry) -> str | None:
 
 
 @user_action("board")
-def hide_entries(me: Session, code: str, key: str, hidden: bool) -> None:
-    for entry_id in st.session_state.get("board_hide") or []:
-        me.classes.hide(code, key, entry_id, hidden)
+def hide_entries(me: Session, code: str, hidden: bool) -> None:
+    me.membership.hide(code, st.session_state.get("board_hide") or [], hidden)
     st.session_state.board_hide = []
 
 
 @user_action("board")
-def set_locked(me: Session, code: str, key: str) -> None:
-    me.classes.set_locked(code, key, bool(st.session_state.get("board_lock")))
+def set_locked(me: Session, code: str) -> None:
+    me.membership.set_locked(code, bool(st.session_state.get("board_lock")))
 
 
 @user_action("board")
-def clear_board(me: Session, code: str, key: str) -> None:
-    me.classes.clear(code, key)
+def clear_board(me: Session, code: str) -> None:
+    me.membership.clear(code)
     me.say("board", "success", "The board is cleared; students stay joined.")
 
 
 @user_action("board")
-def close_class(me: Session, code: str, key: str) -> None:
-    me.classes.close(code, key)
-    me.teacher_keys.pop(code, None)
+def close_class(me: Session, code: str) -> None:
+    me.membership.close(code)
     me.say("board", "success", "The class is closed and its data deleted.")
 
 
@@ -239,44 +203,44 @@ def teacher_controls(me: Session, board: Board, key: str) -> None:
             st.multiselect("Entries", list(entries), key="board_hide",
                            format_func=lambda i: f"#{i} {entries[i].name}"
                                                  + (" (hidden)" if entries[i].hidden else ""))
-            st.button("Hide", on_click=hide_entries, args=(board.code, key, True))
-            st.button("Show", on_click=hide_entries, args=(board.code, key, False))
+            st.button("Hide", on_click=hide_entries, args=(board.code, True))
+            st.button("Show", on_click=hide_entries, args=(board.code, False))
     else:  # an empty, greyed-out list would be unreadable, and there is nothing to hide
         st.caption("No runs yet: any run can be hidden from the board once it is in.")
     st.session_state.board_lock = board.locked
     st.toggle("Locked: take no new runs", key="board_lock", on_change=set_locked,
-              args=(board.code, key))
+              args=(board.code,))
     with st.container(horizontal=True):
-        st.download_button("Board as CSV", lambda: me.classes.to_csv(board.code, key),
+        st.download_button("Board as CSV", lambda: me.membership.to_csv(board.code),
                            file_name=f"class-{board.code}.csv", mime="text/csv", on_click="ignore")
         confirm = st.checkbox("I mean it", key="board_confirm")
         st.button("Clear the board", disabled=not confirm, on_click=clear_board,
-                  args=(board.code, key))
+                  args=(board.code,))
         st.button("Close the class", disabled=not confirm, on_click=close_class,
-                  args=(board.code, key))
+                  args=(board.code,))
 
 
 @user_action("lesson")
-def save_lesson(me: Session, code: str, key: str) -> None:
+def save_lesson(me: Session, code: str) -> None:
     locked = st.session_state.get("lesson_lock") or []
     lesson = read_lesson({name: st.session_state.get(f"lesson_value_{name}", "") for name in locked},
                          st.session_state.get("lesson_hide") or [], server.limits())
-    me.classes.set_lesson(code, key, lesson)
+    me.membership.set_lesson(code, lesson)
     me.say("lesson", "success", f"Saved: {lesson.describe() or 'the class may change everything'}."
            " Students' sidebars follow at their next click.")
 
 
 @user_action("handwriting")
-def clear_handwriting(me: Session, code: str, key: str) -> None:
-    me.classes.clear_handwriting(code, key)
+def clear_handwriting(me: Session, code: str) -> None:
+    me.membership.clear_handwriting(code)
     me.say("handwriting", "success", "The class's handwriting is cleared.")
 
 
 def lesson_editor(me: Session, code: str, key: str) -> None:
     """The teacher's lesson: settings locked or hidden for every student."""
     try:
-        lesson, defaults = me.classes.lesson(code)
-    except ClassError:
+        lesson, defaults = me.membership.class_lesson(code)
+    except SessionError:
         return
     show_message(me, "lesson")
     with st.expander("Lesson: what the class may change", expanded=bool(lesson)):
@@ -284,14 +248,14 @@ def lesson_editor(me: Session, code: str, key: str) -> None:
                    "(students do not see them; they keep the class's Default). A run that differs "
                    "is refused. Values as in a settings link: 0.001, 128-64, true.")
         lesson_form(lesson, defaults)
-        st.button("Save the lesson", on_click=save_lesson, args=(code, key))
+        st.button("Save the lesson", on_click=save_lesson, args=(code,))
 
 
 def handwriting_sheet(me: Session, code: str, key: str) -> None:
     """The class's handwriting as a contact sheet, for the teacher only."""
     try:
-        found = me.classes.handwriting_set(code)
-    except ClassError:
+        found = me.membership.handwriting_set(code)
+    except SessionError:
         return
     show_message(me, "handwriting")
     with st.expander("The class's handwriting", expanded=False):
@@ -307,7 +271,7 @@ def handwriting_sheet(me: Session, code: str, key: str) -> None:
             st.caption("None yet: students add their labelled drawings under Your examples in the app.")
         confirm = st.checkbox("I mean it", key="handwriting_confirm")
         st.button("Clear the class's handwriting", disabled=not (confirm and len(found)),
-                  on_click=clear_handwriting, args=(code, key))
+                  on_click=clear_handwriting, args=(code,))
 
 
 @functools.lru_cache(maxsize=8)
@@ -330,13 +294,3 @@ def lesson_form(lesson: Lesson, defaults: dict) -> None:
         st.text_input(f"{setting_name(name).capitalize()} locked at", key=f"lesson_value_{name}",
                       max_chars=100)
     st.multiselect("Hide", LESSON_SETTINGS, key="lesson_hide", format_func=setting_name)
-
-
-def setting_name(name: str) -> str:
-    return label(name).removeprefix("the ")
-
-
-def _show(value) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)

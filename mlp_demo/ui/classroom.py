@@ -8,8 +8,8 @@ import io
 import segno
 import streamlit as st
 
-from mlp_demo.classes import MAX_NAME, ClassError, NewClass
-from mlp_demo.session import Session
+from mlp_demo.server.classes import MAX_NAME, NewClass
+from mlp_demo.server.session import Session, SessionError
 
 from .server import show_message, user_action
 
@@ -19,29 +19,29 @@ UNAVAILABLE = ("Class boards are unavailable on this server right now (their dat
 
 @user_action("class", "Not joined: ")
 def join(me: Session) -> None:
-    me.say("class", "success", me.join(st.session_state.get("class_code") or "",
-                                       st.session_state.get("class_name") or ""))
+    me.say("class", "success", me.membership.join(st.session_state.get("class_code") or "",
+                                                  st.session_state.get("class_name") or ""))
 
 
 @user_action("class")
 def leave(me: Session) -> None:
-    me.leave()
+    me.membership.leave()
 
 
 @user_action("class", "Not withdrawn: ")
 def withdraw(me: Session) -> None:
-    me.withdraw(st.session_state.get("class_withdraw"))
+    me.membership.withdraw(st.session_state.get("class_withdraw"))
     me.say("class", "success", "Taken off the board.")
 
 
 @user_action("class", "Not taken out: ")
 def withdraw_handwriting(me: Session) -> None:
-    me.say("class", "success", me.withdraw_handwriting())
+    me.say("class", "success", me.membership.withdraw_handwriting())
 
 
 @user_action("teacher", "No class started: ")
 def start_class(me: Session) -> None:
-    me.start_class()
+    me.membership.start_class()
 
 
 def base_url() -> str:
@@ -51,13 +51,13 @@ def base_url() -> str:
 def class_section(me: Session) -> None:
     st.subheader("Class")
     show_message(me, "class")
-    if me.classes is None:
+    if me.membership.classes is None:
         st.caption(UNAVAILABLE)
         return
     student, teacher = st.columns(2, gap="large")
     with student:
-        if me.membership:
-            membership(me)
+        if me.membership.seat:
+            seat(me)
         else:
             join_form()
     with teacher:
@@ -78,8 +78,8 @@ def join_form() -> None:
         st.form_submit_button("Join", type="primary", on_click=join)
 
 
-def membership(me: Session) -> None:
-    member = me.membership
+def seat(me: Session) -> None:
+    member = me.membership.seat
     st.markdown(f"**Class {member.code}**")  # a code is nine letters and digits, checked
     st.text(f"Your name on the board: {member.name}")  # plain text, never markup
     st.link_button("Open the class board", f"{base_url()}?class={member.code}&view=board")
@@ -99,8 +99,8 @@ def membership(me: Session) -> None:
 def handwriting(me: Session) -> None:
     """Giving Your examples to the class's handwriting set: the student's choice, each time."""
     try:
-        mine, total = me.classes.handwriting_counts(me.membership.code, me.visitor)
-    except ClassError:
+        mine, total = me.membership.handwriting_counts()
+    except SessionError:
         return
     st.markdown("**The class's handwriting**")
     st.caption(f"{total} drawings from the class so far, {mine} of them yours. Every run on the "
@@ -116,7 +116,7 @@ def teacher_panel(me: Session) -> None:
                "and a board where every student's runs appear.")
     show_message(me, "teacher")
     st.button("Start a class", icon=":material/groups:", on_click=start_class)
-    for code, key in me.teacher_keys.items():
+    for code, key in me.membership.teacher_keys.items():
         class_card(NewClass(code, key))
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from mlp_demo.plots import X_AXES, comparison_figure
-from mlp_demo.runs import settings_table, to_csv, to_json
-from mlp_demo.session import Session
+from mlp_demo.server.runs import settings_table, to_csv, to_json
+from mlp_demo.server.session import Session
 
 from .server import LIVE_VIEWS_REFRESH_S, show_message, user_action
 
@@ -68,10 +68,10 @@ def comparison(selected: list, x: str) -> None:
         st.caption("Choose runs above.")
         return
     histories = [(r.name, r.job.snapshot()) for r in selected]
-    if any(h["loss"] for _, h in histories):
+    if any(h.loss for _, h in histories):
         st.plotly_chart(comparison_figure(histories, x), key="compare_curves",
                         config={"displayModeBar": False})
-    off_axis = [name for name, h in histories if h["x_axis"] != "epoch"]
+    off_axis = [name for name, h in histories if h.x_axis != "epoch"]
     if x == "epoch" and off_axis:
         st.caption(f"Not on the epochs axis: {', '.join(off_axis)} (teaching counts steps, not "
                    "epochs; choose images seen or seconds to see it).")

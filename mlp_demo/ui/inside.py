@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mlp_demo.data import mnist_root
 from mlp_demo.insight import (
     confusion_matrix,
     misclassified,
@@ -16,8 +15,8 @@ from mlp_demo.insight import (
     weight_images,
 )
 from mlp_demo.plots import confusion_figure, pixels, weights_grid
-from mlp_demo.runs import Run
-from mlp_demo.session import Session, SessionError
+from mlp_demo.server.runs import Run
+from mlp_demo.server.session import Session, SessionError
 
 from . import server
 
@@ -38,7 +37,7 @@ def test_probs(me: Session, source) -> np.ndarray:
     if isinstance(source, Run):
         return me.run_test_probabilities(source)
     stat = source.path.stat()
-    return file_test_probs(str(source.path), stat.st_mtime_ns, stat.st_size, mnist_root(),
+    return file_test_probs(str(source.path), stat.st_mtime_ns, stat.st_size, server.settings().mnist_root,
                            me.model_of(source))
 
 

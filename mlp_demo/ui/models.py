@@ -7,8 +7,8 @@ import logging
 import streamlit as st
 
 from mlp_demo.checkpoints import CheckpointInfo
-from mlp_demo.session import Session
-from mlp_demo.store import upload_name
+from mlp_demo.server.session import Session
+from mlp_demo.server.store import upload_name
 
 from .server import show_message, user_action
 
@@ -29,7 +29,7 @@ def add_upload(me: Session) -> None:
     upload = st.session_state.upload
     if upload is None:
         return
-    me.store.add_upload(upload.name, upload.getvalue(), me.visitor)
+    me.add_upload(upload.name, upload.getvalue())
     me.say("models", "success", f"Added {upload_name(upload.name)}: choose it under Model, beside the "
                                 "drawing pad.")
 
@@ -37,7 +37,7 @@ def add_upload(me: Session) -> None:
 @user_action("models", "Not deleted: ")
 def delete_mine(me: Session) -> None:
     name = st.session_state.delete_name
-    me.store.delete(name, me.visitor)
+    me.delete_model(name)
     me.say("models", "success", f"Deleted {name}.")
 
 
@@ -59,7 +59,7 @@ def table_row(info: CheckpointInfo, mine: bool) -> dict:
 def models_section(me: Session) -> None:
     st.subheader("Keep and share models")
     show_message(me, "models")
-    store, listing = me.store, me.store.listing()
+    listing = me.models()
     save, share = st.columns(2)
     with save:
         candidates = me.saveable()
@@ -77,7 +77,7 @@ def models_section(me: Session) -> None:
                          on_change=add_upload,
                          help=f"Up to {limit_mb} MB: any model this server can train. Files are "
                               "checked strictly and never unpickled.")
-        mine = [i.name for i in listing.models if store.owner(i.name) == me.visitor]
+        mine = [i.name for i in listing.models if me.owns(i.name)]
         if mine:
             st.selectbox("Your models", mine, key="delete_name",
                          help="Models saved or uploaded from this tab; only you can delete them.")
@@ -86,7 +86,7 @@ def models_section(me: Session) -> None:
         rows = []
         for info in listing.models:
             try:
-                rows.append(table_row(info, store.owner(info.name) == me.visitor))
+                rows.append(table_row(info, me.owns(info.name)))
             except Exception:
                 log.exception("cannot show %s", info.name)
         st.dataframe(rows, hide_index=True, column_config={

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mlp_demo import web, weights
+from mlp_demo import web
+from mlp_demo.server import weights
 
 PAD_KEY = "pad"  # one pad for the life of the tab: later runs only pass it new data
 

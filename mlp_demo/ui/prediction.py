@@ -11,7 +11,7 @@ import torch
 from mlp_demo.data import normalize
 from mlp_demo.insight import contributions, hidden_activations
 from mlp_demo.plots import activations_grid, diverging, pixels, probabilities_over_steps
-from mlp_demo.session import Prediction, Session, SessionError, blank_input
+from mlp_demo.server.session import Prediction, Session, SessionError, blank_input
 
 from .server import LIVE_VIEWS_REFRESH_S, REFRESH_S, show_message, user_action
 
@@ -51,7 +51,7 @@ def refresh_seconds(me: Session) -> float | None:
     """How often the pad's fragment reruns by itself: every second while this tab is teaching
     (queued or running: a few seconds in all), every two while the live model trains."""
     job = me.job
-    if job is not None and job.active and job.snapshot()["kind"] == "teaching":
+    if job is not None and job.active and job.snapshot().kind == "teaching":
         return REFRESH_S
     return LIVE_VIEWS_REFRESH_S if me.is_live() else None
 

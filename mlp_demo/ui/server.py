@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
-import threading
-import time
 import uuid
 
 import streamlit as st
 
-from mlp_demo import checkpoints, db
-from mlp_demo.classes import Classes
-from mlp_demo.data import load_mnist, mnist_root
-from mlp_demo.jobs import LocalJobs
-from mlp_demo.limits import Limits, RunQueue, configure_threads
-from mlp_demo.records import ModelRecords, Presence
-from mlp_demo.session import Session
-from mlp_demo.store import ModelStore
+from mlp_demo.data import load_mnist
+from mlp_demo.server import db
+from mlp_demo.server.database import Database
+from mlp_demo.server.jobs import LocalJobs
+from mlp_demo.server.limits import Limits, RunQueue, configure_threads
+from mlp_demo.server.records import Presence
+from mlp_demo.server.session import Session
+from mlp_demo.server.settings import Settings
+from mlp_demo.server.store import ModelStore
 
 log = logging.getLogger("mlp_demo.app")
 REFRESH_S = 1.0  # the run's own progress and curves; a teaching run under the pad
@@ -34,47 +32,52 @@ REFRESH_S = 1.0  # the run's own progress and curves; a teaching run under the p
 LIVE_VIEWS_REFRESH_S = 2.0
 
 
+def settings() -> Settings:
+    """Every environment variable (server/settings.py): microseconds to read, so read when
+    asked (the shared objects below are made once, from what was read then)."""
+    return Settings.from_env()
+
+
 @st.cache_resource(show_spinner=False)
 def limits() -> Limits:
-    return Limits.from_env()
-
-
-def ray_address() -> str | None:
-    """MLP_DEMO_RAY_ADDRESS: runs train on that Ray cluster; unset, in this process's threads."""
-    return os.environ.get("MLP_DEMO_RAY_ADDRESS", "").strip() or None
+    return settings().limits
 
 
 @st.cache_resource(show_spinner=False)
 def run_queue() -> RunQueue:
     configure_threads()
-    if ray_address():
-        from mlp_demo import cluster  # Ray is imported only here
+    address = settings().ray_address  # runs train on that Ray cluster; unset, in this process
+    if address:
+        from mlp_demo.server import cluster  # Ray is imported only here
 
         try:
-            cluster.connect(ray_address())
+            cluster.connect(address)
             return cluster.ClusterRunQueue(limits())
         except Exception:  # noqa: BLE001 - the page must come up: runs then train here
             log.exception("the Ray cluster at MLP_DEMO_RAY_ADDRESS=%s cannot be used; training "
-                          "in this process instead", ray_address())
+                          "in this process instead", address)
     return RunQueue(limits())
 
 
 @st.cache_resource(show_spinner=False)
 def jobs():
     """What makes the runs: jobs.LocalJobs, or cluster.RayJobs with MLP_DEMO_RAY_ADDRESS."""
-    if ray_address():
-        from mlp_demo import cluster
+    if settings().ray_address:
+        from mlp_demo.server import cluster
 
         if isinstance(run_queue(), cluster.ClusterRunQueue):  # connected
-            return cluster.RayJobs.from_env()
+            return cluster.RayJobs(settings().ray_cpus, settings().ray_gpus)
     return LocalJobs()
 
 
 @st.cache_resource(show_spinner=False)
+def database() -> Database:
+    return Database(settings().database(), limits())
+
+
 def presence() -> Presence | None:
     """Who has a page open on any replica, in the database; None while there is none."""
-    classes = database().get()
-    return None if classes is None else Presence(classes.engine, limits().session_ttl_s)
+    return database().presence()
 
 
 @st.cache_resource(show_spinner=False)
@@ -83,46 +86,19 @@ def model_store() -> ModelStore:
     restart keeps them), or in memory while there is none. A model's owner is present (its
     models are not evicted) while their page is open on this process or, by the database,
     on any other."""
-    classes, queue, everywhere = database().get(), run_queue(), presence()
+    queue = run_queue()
 
     def is_present(visitor: str) -> bool:
+        everywhere = presence()
         return queue.is_present(visitor) or (everywhere is not None and everywhere.is_present(visitor))
-    records = ModelRecords(classes.engine) if classes is not None else None
-    return ModelStore(checkpoints.saved_dir(), limits(), is_present=is_present, records=records)
+    return ModelStore(settings().checkpoints, limits(), is_present=is_present,
+                      records=database().records())
 
 
 @st.cache_resource(show_spinner="Loading MNIST (downloading it on first use)...")
 def mnist(root: str):
     """The raw MNIST tensors, shared read-only by every session."""
     return load_mnist(root)
-
-
-class Database:
-    """The class boards' database: opened on first use, and after a failure tried again at
-    most every RETRY_S (a database that is down must not slow every page by its timeout)."""
-    RETRY_S = 30
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.classes: Classes | None = None
-        self.problem: db.DatabaseError | None = None
-        self.tried = -float("inf")
-
-    def get(self) -> Classes | None:
-        with self.lock:
-            if self.classes is None and time.monotonic() - self.tried > self.RETRY_S:
-                self.tried = time.monotonic()
-                try:
-                    self.classes, self.problem = Classes(db.connect(), limits()), None
-                except db.DatabaseError as e:
-                    log.warning("class boards unavailable: %s", e)
-                    self.problem = e
-            return self.classes
-
-
-@st.cache_resource(show_spinner=False)
-def database() -> Database:
-    return Database()
 
 
 VISITOR_COOKIE = "mlp_demo_visitor"  # set by the lecture hall's proxy (deploy/nginx.conf)
@@ -143,10 +119,10 @@ def session() -> Session:
     """This browser session's Session, made on its first run."""
     if "session" not in st.session_state:
         st.session_state.session = Session(visitor_id(), run_queue(), model_store(), limits(),
-                                           lambda: mnist(mnist_root()), database().get(), jobs())
+                                           lambda: mnist(settings().mnist_root), database().classes(), jobs())
     me = st.session_state.session
-    if me.classes is None:  # the database was down when the tab opened
-        me.classes = database().get()
+    if me.membership.classes is None:  # the database was down when the tab opened
+        me.membership.classes = database().classes()
     return me
 
 
@@ -164,7 +140,7 @@ def read_teacher_key(me: Session) -> None:
     never in a link the page shows or the browser's history keeps."""
     key = st.query_params.get("teacher")
     if key is not None:
-        me.remember_teacher(st.query_params.get("class"), key[:100])
+        me.membership.remember_teacher(st.query_params.get("class"), key[:100])
         del st.query_params["teacher"]
 
 
@@ -180,7 +156,7 @@ def heartbeat() -> None:
     run_queue().touch(me.visitor)
     if (everywhere := presence()) is not None:
         everywhere.seen(me.visitor)
-    said = me.post_finished_runs()
+    said = me.membership.post_finished_runs()
     if said:
         me.say("class", "info", " ".join(said))
 

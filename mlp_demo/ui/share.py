@@ -7,7 +7,7 @@ import urllib.parse
 
 import streamlit as st
 
-from mlp_demo.links import NOT_SETTINGS
+from mlp_demo.server.links import NOT_SETTINGS
 
 
 def share_section() -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import streamlit as st
 
 from mlp_demo.config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta, field_names
-from mlp_demo.lessons import Lesson
-from mlp_demo.limits import Limits
-from mlp_demo.links import options, parse_query, to_query
-from mlp_demo.session import Session
+from mlp_demo.server.lessons import Lesson
+from mlp_demo.server.limits import Limits
+from mlp_demo.server.links import options, parse_query, to_query
+from mlp_demo.server.session import Session
 
 PRESET_LABELS = {"default": "Default", "fast": "Fast: 98% in seconds",
                  "best": "Best accuracy: 99% in minutes"}
@@ -67,7 +67,7 @@ def slider(name: str, label: str, step, extra_help: str = "", **kwargs):
 def apply_lesson(me: Session) -> Lesson:
     """Put what the class's lesson fixes into the widgets' state, before they are drawn: on
     every run, so neither a preset, a link nor a forged widget value moves it."""
-    lesson, defaults = me.lesson()
+    lesson, defaults = me.membership.lesson()
     apply_values(lesson.fixed(defaults))
     return lesson
 

@@ -9,8 +9,8 @@ import streamlit as st
 
 from mlp_demo.examples import to_zip
 from mlp_demo.plots import contact_sheet
-from mlp_demo.runs import Run
-from mlp_demo.session import Prediction, Session
+from mlp_demo.server.runs import Run
+from mlp_demo.server.session import Prediction, Session
 from mlp_demo.teach import MAX_EXAMPLES, TeachConfig
 
 from .server import show_message, user_action
@@ -56,7 +56,7 @@ def add_upload(me: Session) -> None:
 
 @user_action("examples", "Not added: ")
 def contribute(me: Session) -> None:
-    me.say("examples", "success", me.contribute())
+    me.say("examples", "success", me.membership.contribute(me.examples))
 
 
 @user_action("examples", "Not started: ")
@@ -98,9 +98,9 @@ def teach_section(me: Session) -> None:
 
 def class_handwriting(me: Session) -> None:
     """In a class: give Your examples to its handwriting set, the student's choice each time."""
-    if me.membership is None:
+    if me.membership.seat is None:
         return
-    new = len(me.not_contributed())
+    new = len(me.membership.not_contributed(me.examples))
     st.button(f"Add {new} to the class's handwriting" if new else "All in the class's handwriting",
               icon=":material/groups:", disabled=not new, on_click=contribute,
               help="Every run on the class board is then scored on the class's drawings too. "
@@ -110,7 +110,7 @@ def class_handwriting(me: Session) -> None:
 def teaching_controls(me: Session) -> None:
     job, mine = me.job, me.examples
     history = job.snapshot() if job is not None else None
-    teaching = bool(job and job.active and history["kind"] == "teaching")
+    teaching = bool(job and job.active and history.kind == "teaching")
     with st.container(horizontal=True):
         st.button("Teach", type="primary", icon=":material/school:",
                   disabled=bool(job and job.active) or not mine, on_click=start_teaching,
@@ -126,12 +126,12 @@ def teaching_controls(me: Session) -> None:
                 mime="application/zip", help="examples.csv and the 28x28 PNGs; "
                 "`python -m mlp_demo teach --examples examples.zip` reads it.")
     if teaching:
-        p = history["progress"]
-        if history["status"] == "queued":
+        p = history.progress
+        if history.status == "queued":
             st.info("Queued for a training slot; it starts by itself.")
         else:
-            st.progress(min(p["step"] / max(p["total_steps"], 1), 1.0),
-                        text=f"teaching: step {p['step']}/{p['total_steps']}")
+            st.progress(min(p.step / max(p.total_steps, 1), 1.0),
+                        text=f"teaching: step {p.step}/{p.total_steps}")
     # The uploader only on request: the page's one file input otherwise is the checkpoint's.
     if st.toggle("Upload examples (.zip)", key="examples_upload_open"):
         st.file_uploader("Examples zip", type=["zip"], key=f"examples_zip_{me.upload_version}",
@@ -144,15 +144,15 @@ def show_teaching_result(run: Run | None) -> None:
     if run is None:
         return
     history = run.job.snapshot()
-    result = history["teach"]
-    if history["status"] == "diverged":
-        st.error(f"Teaching diverged: {history['message']}")
-    elif history["status"] == "failed":
-        st.error(f"Teaching failed: {history['message']}")
+    result = history.teach
+    if history.status == "diverged":
+        st.error(f"Teaching diverged: {history.message}")
+    elif history.status == "failed":
+        st.error(f"Teaching failed: {history.message}")
     if result is None:
         return
-    st.markdown(f"**Before and after** ({run.name}, {history['status']}"
-                f"{': ' + history['message'] if history['message'] else ''})")
+    st.markdown(f"**Before and after** ({run.name}, {history.status}"
+                f"{': ' + history.message if history.message else ''})")
     ex, test = st.columns(2)
     ex.metric("Your examples read right", f"{result['examples_accuracy_after']:.0%}",
               f"{(result['examples_accuracy_after'] - result['examples_accuracy_before']) * 100:+.0f} "

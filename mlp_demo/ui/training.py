@@ -6,7 +6,7 @@ import streamlit as st
 
 from mlp_demo.config import TrainConfig
 from mlp_demo.plots import WHY_TRAIN_BELOW_VALIDATION, training_figure
-from mlp_demo.session import Session
+from mlp_demo.server.session import Session
 
 from . import server
 from .server import REFRESH_S, show_message, user_action
@@ -63,7 +63,7 @@ def training_progress(me: Session) -> None:
 
 
 def show_progress(job, history: dict) -> None:
-    p, status = history["progress"], history["status"]
+    p, status = history.progress, history.status
     if status == "queued":
         queue = server.run_queue()
         place, eta = queue.position(job), queue.estimated_start(job)
@@ -72,32 +72,32 @@ def show_progress(job, history: dict) -> None:
                     f"about {eta:.0f} s. It starts by itself; keep this tab open.")
         return
     if status == "cancelled":
-        st.caption(f"This run never started: {history['message']}.")
+        st.caption(f"This run never started: {history.message}.")
         return
-    total = max(p["total_steps"], 1)
-    rate = p["step"] / p["elapsed"] if p["elapsed"] else 0
-    eta = f"{(total - p['step']) / rate:.0f}s left" if rate and status == "running" else status
-    if history["x_axis"] == "epoch":
-        where = f"epoch {p['epoch']}/{history['settings']['epochs']} · step {p['step']:,}/{total:,}"
+    total = max(p.total_steps, 1)
+    rate = p.step / p.elapsed if p.elapsed else 0
+    eta = f"{(total - p.step) / rate:.0f}s left" if rate and status == "running" else status
+    if history.x_axis == "epoch":
+        where = f"epoch {p.epoch}/{history.settings['epochs']} · step {p.step:,}/{total:,}"
     else:
-        where = f"teaching · step {p['step']:,}/{total:,}"
-    st.progress(min(p["step"] / total, 1.0),
-                text=f"{where} · {p['samples_per_s']:,.0f} samples/s · {eta}")
+        where = f"teaching · step {p.step:,}/{total:,}"
+    st.progress(min(p.step / total, 1.0),
+                text=f"{where} · {p.samples_per_s:,.0f} samples/s · {eta}")
     if status == "diverged":
-        st.error(f"{history['message']} (the weights from before it went wrong are kept)")
+        st.error(f"{history.message} (the weights from before it went wrong are kept)")
     elif status == "failed":
-        st.error(f"Training failed: {history['message']}")
-    elif status == "stopped" and history["message"]:
-        st.warning(f"The run {history['message']}.")
-    if history["epochs"]:
-        last = history["epochs"][-1]
+        st.error(f"Training failed: {history.message}")
+    elif status == "stopped" and history.message:
+        st.warning(f"The run {history.message}.")
+    if history.epochs:
+        last = history.epochs[-1]
         cols = st.columns(4)
         cols[0].metric("Train accuracy", f"{last['train_acc']:.2%}")
         cols[1].metric("Validation accuracy",
                        "n/a" if last["val_acc"] is None else f"{last['val_acc']:.2%}")
         cols[2].metric("Test accuracy", f"{last['test_acc']:.2%}")
         cols[3].metric("Time", f"{last['elapsed']:.1f}s")
-    if history["loss"]:
+    if history.loss:
         st.plotly_chart(training_figure(history), key="curves", config={"displayModeBar": False})
-        if history["epochs"]:
+        if history.epochs:
             st.caption(WHY_TRAIN_BELOW_VALIDATION)

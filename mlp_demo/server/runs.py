@@ -43,8 +43,8 @@ class Run:
         """The settings the run used: a training run's TrainConfig, a teaching run's
         TeachConfig (with the architecture it taught), as plain values."""
         h = self.job.snapshot()
-        settings = h["settings"]
-        if h["kind"] == "teaching":
+        settings = h.settings
+        if h.kind == "teaching":
             hidden = self.job.model_config.hidden
             return {"taught model": " x ".join(map(str, hidden)) or "none",
                     **{f"teach {k}": v for k, v in settings.items()}}
@@ -95,9 +95,9 @@ class RunHistory:
 def summary(run: Run) -> dict:
     """Final numbers of a run: validation and test accuracy, training time, status."""
     h = run.job.snapshot()
-    last = h["epochs"][-1] if h["epochs"] else {}
-    return {"status": h["status"], "val_acc": last.get("val_acc"), "test_acc": last.get("test_acc"),
-            "seconds": h["progress"]["elapsed"], "epochs_done": len(h["epochs"])}
+    last = h.epochs[-1] if h.epochs else {}
+    return {"status": h.status, "val_acc": last.get("val_acc"), "test_acc": last.get("test_acc"),
+            "seconds": h.progress.elapsed, "epochs_done": len(h.epochs)}
 
 
 def settings_table(runs: list[Run]) -> tuple[list[dict], list[str]]:
@@ -141,8 +141,8 @@ def to_csv(runs: list[Run]) -> str:
     writer.writerow(["run", "kind", *names, *EPOCH_COLUMNS])
     for run, values in zip(runs, settings):
         h = run.job.snapshot()
-        for epoch in h["epochs"]:
-            writer.writerow([run.name, h["kind"], *(_show(values.get(n)) for n in names),
+        for epoch in h.epochs:
+            writer.writerow([run.name, h.kind, *(_show(values.get(n)) for n in names),
                              *(epoch.get(c) for c in EPOCH_COLUMNS)])
     return out.getvalue()
 
@@ -151,9 +151,9 @@ def to_json(runs: list[Run]) -> str:
     """Each run's kind, settings, per-step and per-epoch curves and final metrics."""
     def one(run):
         h = run.job.snapshot()
-        return {"name": run.name, "kind": h["kind"], "settings": run.settings,
-                "status": h["status"], "summary": summary(run), "x_axis": h["x_axis"],
-                "epochs": h["epochs"],
-                "steps": {"step": h["loss_steps"], "loss": h["loss"], "lr_step": h["lr_steps"],
-                          "lr": h["lr"]}}
+        return {"name": run.name, "kind": h.kind, "settings": run.settings,
+                "status": h.status, "summary": summary(run), "x_axis": h.x_axis,
+                "epochs": h.epochs,
+                "steps": {"step": h.loss_steps, "loss": h.loss, "lr_step": h.lr_steps,
+                          "lr": h.lr}}
     return json.dumps({"runs": [one(r) for r in runs]}, indent=1)

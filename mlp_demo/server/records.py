@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from . import db
 
@@ -27,7 +26,7 @@ DOWN = ("the server's database is not answering, so models cannot be saved or de
 NOBODY = ""  # the owner of a model nobody may replace or delete (found in the folder at start)
 
 
-class RecordsDown(ValueError):
+class RecordsDown(db.NotAnswering, ValueError):
     """The database went away; the message says so (a ValueError: the page shows it)."""
 
 
@@ -106,15 +105,8 @@ class ModelRecords:
         return [Record(r.name, r.owner, r.file, r.saved_at) for r in rows]
 
 
-@contextmanager
 def answering():
-    """A database error other than a lost race (IntegrityError) becomes RecordsDown."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except SQLAlchemyError:
-        raise RecordsDown(DOWN) from None
+    return db.answering(RecordsDown, DOWN)
 
 
 class Presence:
@@ -143,7 +135,7 @@ class Presence:
             if prune:
                 self.pruned = now
         try:
-            with self.engine.begin() as conn:
+            with db.answering(db.NotAnswering, "presence"), self.engine.begin() as conn:
                 done = conn.execute(update(db.visitors).where(db.visitors.c.visitor == visitor)
                                     .values(last_seen=now)).rowcount
                 if not done:
@@ -152,7 +144,7 @@ class Presence:
                     conn.execute(delete(db.visitors).where(db.visitors.c.last_seen < now - self.ttl_s))
         except IntegrityError:  # another process inserted it first: it is present
             pass
-        except SQLAlchemyError:
+        except db.NotAnswering:
             # Tried again after WRITE_EVERY_S, not on the next rerun: each try may wait out the
             # connect timeout. Meanwhile is_present says yes to everyone, so nobody loses a model.
             log.warning("presence not recorded: the database is not answering")
@@ -162,9 +154,9 @@ class Presence:
         if not visitor:
             return False
         try:
-            with db.reading(self.engine) as conn:
+            with db.answering(db.NotAnswering, "presence"), db.reading(self.engine) as conn:
                 last = conn.execute(select(db.visitors.c.last_seen)
                                     .where(db.visitors.c.visitor == visitor)).scalar()
-        except SQLAlchemyError:
+        except db.NotAnswering:
             return True
         return last is not None and self.clock() - last <= self.ttl_s

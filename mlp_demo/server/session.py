@@ -15,43 +15,26 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..checkpoints import CheckpointError, CheckpointInfo, to_bytes
+from ..config import TrainConfig
+from ..data import DataMissing, normalize
+from ..drawing import DrawingRefused, predict_field, predict_steps, read_drawing, read_field
+from ..examples import read_zip
+from ..insight import predict_all
+from ..teach import MAX_EXAMPLES, TeachConfig
 from . import weights
-from .checkpoints import CheckpointError, CheckpointInfo, to_bytes
-from .classes import (
-    DATABASE_DOWN,
-    NO_SUCH_CLASS,
-    ClassError,
-    Classes,
-    HandwritingSet,
-    NewClass,
-    normalise_code,
-)
-from .config import TrainConfig
-from .data import DataMissing, normalize
-from .drawing import DrawingRefused, predict_field, predict_steps, read_drawing, read_field
-from .examples import read_zip, to_zip
-from .insight import predict_all
+from .classes import Classes
+from .errors import SessionError
 from .jobs import LocalJobs
-from .lessons import Lesson
 from .limits import Busy, Limits, RunQueue
+from .membership import Membership
 from .runs import Run, RunHistory, summary
 from .store import ModelStore
-from .teach import MAX_EXAMPLES, TeachConfig
 
 LIVE = "Live: the model you train here"  # the latest run, as it trains and after
 SHIPPED = "Shipped model"
 MNIST_MISSING = "Drawing still works, with the shipped model."
 LIVE_WEIGHTS_S = 2.0  # how often a tab watching its run train gets its newer weights
-JOIN_TRIES, JOIN_WINDOW_S = 5, 60  # wrong codes a tab may try in a minute
-
-
-class SessionError(ValueError):
-    """What a visitor asked for cannot be done; the message says why and what to do. kind:
-    "error", or "info" for what is not a mistake (a drawing that was not read)."""
-
-    def __init__(self, message: str, kind: str = "error"):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass
@@ -90,17 +73,6 @@ class LinkState:
     settings: dict = field(default_factory=dict)  # the sidebar's values, to restore dropped widgets
 
 
-@dataclass
-class Membership:
-    """This tab's place in a class: the runs it finishes after joining go on the board."""
-    code: str
-    name: str
-    after_run: int  # runs numbered above this go on the board
-    posted: dict[int, int] = field(default_factory=dict)  # run number -> board entry id
-    refused: set[int] = field(default_factory=set)  # runs the board would not take (said once)
-    contributed: list = field(default_factory=list)  # Your examples now in the class's handwriting
-    lesson: Lesson = field(default_factory=Lesson)  # as last read: kept while the database is away
-    defaults: dict = field(default_factory=dict)  # the class's Default, which hidden settings keep
 
 
 class Session:
@@ -109,12 +81,9 @@ class Session:
                  jobs: LocalJobs | None = None):
         self.visitor, self.queue, self.store, self.limits = visitor, queue, store, limits
         self.jobs = jobs or LocalJobs()  # where runs train: this process, or a Ray cluster
-        self.classes = classes  # None when the database could not be opened
-        self.membership: Membership | None = None
-        self.teacher_keys: dict[str, str] = {}  # class code -> its teacher key, for this tab
-        self._join_failures: list[float] = []
         self.load_mnist = load_mnist  # -> (train_x, train_y, test_x, test_y), shared read-only
         self.history = RunHistory(limits.max_runs)
+        self.membership = Membership(visitor, classes, self.history)  # the classes it is in
         self.examples: list[Example] = []
         self.chosen: str | None = None  # a label of choices(); None: the first (shipped) model
         self.trace: LiveTrace | None = None
@@ -172,8 +141,8 @@ class Session:
         problems = self.limits.problems(config)
         if problems:
             raise SessionError("; ".join(problems))
-        if self.membership is not None:  # whatever the widgets or the link said
-            lesson, defaults = self.lesson()
+        if self.membership.seat is not None:  # whatever the widgets or the link said
+            lesson, defaults = self.membership.lesson()
             refusal = lesson.refusal(config, defaults)
             if refusal:
                 raise SessionError(refusal[0].upper() + refusal[1:])
@@ -251,9 +220,23 @@ class Session:
         h = run.job.snapshot()
         try:
             return self.store.save(name.strip(), self.visitor, run.model(), run.job.model_config,
-                                   h["epochs"][-1] if h["epochs"] else {}, h["progress"]["elapsed"])
+                                   h.epochs[-1] if h.epochs else {}, h.progress.elapsed)
         except ValueError as e:
             raise SessionError(str(e)) from None
+
+    def models(self):
+        """The shared models folder's listing (store.Listing): every visitor's saved models."""
+        return self.store.listing()
+
+    def owns(self, model_name: str) -> bool:
+        return self.store.owner(model_name) == self.visitor
+
+    def add_upload(self, file_name: str, data: bytes) -> None:
+        """An uploaded checkpoint (untrusted) joins the shared models, owned by this visitor."""
+        self.store.add_upload(file_name, data, self.visitor)
+
+    def delete_model(self, model_name: str) -> None:
+        self.store.delete(model_name, self.visitor)
 
     def _no_active_run(self, fix: str) -> None:
         if self.job is not None and self.job.active:
@@ -421,7 +404,7 @@ class Session:
         key = (run.number, hash(prediction.field.tobytes()))
         if self.trace is None or self.trace.key != key:
             self.trace = LiveTrace(key)
-        step = run.job.snapshot()["progress"]["step"]
+        step = run.job.snapshot().progress.step
         if not self.trace.steps or step > self.trace.steps[-1]:
             self.trace.steps.append(step)
             self.trace.probs.append(prediction.probs.tolist())
@@ -429,7 +412,7 @@ class Session:
     def run_test_probabilities(self, run: Run) -> np.ndarray:
         """A run's probabilities (10000, 10) on MNIST's test images, kept for its latest step
         (one at a time: 10,000 x 10 floats each)."""
-        key = (run.number, run.job.snapshot()["progress"]["step"])
+        key = (run.number, run.job.snapshot().progress.step)
         if self._test_probs[0] != key:
             model = run.model()
             if model is None:
@@ -478,185 +461,11 @@ class Session:
         return f"Added {len(images)} examples from {name[:80]}."
 
     def latest_teaching(self) -> Run | None:
-        return next((r for r in reversed(self.history.runs) if r.job.snapshot()["kind"] == "teaching"),
+        return next((r for r in reversed(self.history.runs) if r.job.snapshot().kind == "teaching"),
                     None)
 
-    # -- the class
-    def _classes(self) -> Classes:
-        if self.classes is None:
-            raise SessionError(DATABASE_DOWN)
-        return self.classes
-
-    def start_class(self) -> NewClass:
-        """A new class; this tab holds its teacher key."""
-        try:
-            new = self._classes().create()
-        except ClassError as e:
-            raise SessionError(str(e)) from None
-        self.teacher_keys[new.code] = new.teacher_key
-        return new
-
-    def join(self, code: str, name: str) -> str:
-        """Join a class: the runs this tab finishes from now on go on its board."""
-        now = time.monotonic()
-        self._join_failures = [t for t in self._join_failures if now - t < JOIN_WINDOW_S]
-        if len(self._join_failures) >= JOIN_TRIES:
-            raise SessionError("Too many tries: wait a minute, then check the code.")
-        try:
-            given = self._classes().join(code, self.visitor, name)
-        except ClassError as e:
-            if str(e) == NO_SUCH_CLASS:
-                self._join_failures.append(now)
-            raise SessionError(str(e)) from None
-        self.membership = Membership(normalise_code(code), given, self.history.counter)
-        return (f"You are on the board of class {self.membership.code} as {given}: every run you "
-                "finish in this tab from now on goes on it.")
-
-    def leave(self) -> None:
-        self.membership = None
-
-    def lesson(self) -> tuple[Lesson, dict]:
-        """The class's lesson, read afresh (the teacher may change it mid-class), and the Default
-        values its hidden settings keep. While the database is away, the last one read."""
-        member = self.membership
-        if member is None:
-            return Lesson(), {}
-        try:
-            member.lesson, member.defaults = self._classes().lesson(member.code)
-        except (ClassError, SessionError):
-            pass
-        return member.lesson, member.defaults
-
-    def contribute(self) -> str:
-        """Your examples not yet given join the class's handwriting set (the visitor's choice,
-        each time): through the examples reader, as an upload would be."""
-        member = self._member()
-        new = self.not_contributed()
-        if not new:
-            raise SessionError("label some drawings first: those in Your examples that the class "
-                               "does not have yet are added", "info")
-        try:
-            images, labels = read_zip(to_zip([e.image for e in new], [e.label for e in new]))
-            mine = self._classes().contribute(member.code, self.visitor,
-                                              [i.tobytes() for i in images], labels)
-        except (ValueError, ClassError) as e:
-            raise SessionError(str(e)) from None
-        member.contributed += new
-        return (f"Added {len(new)} drawings to the class's handwriting: {mine} of yours are in it. "
-                "Every run on the board is now scored on them too.")
-
-    def not_contributed(self) -> list[Example]:
-        """Your examples that the class's handwriting set does not have yet."""
-        given = self.membership.contributed if self.membership else []
-        return [e for e in self.examples if not any(e is g for g in given)]
-
-    def withdraw_handwriting(self) -> str:
-        member = self._member()
-        try:
-            gone = self._classes().withdraw_handwriting(member.code, self.visitor)
-        except ClassError as e:
-            raise SessionError(str(e)) from None
-        member.contributed = []
-        return f"Took your {gone} drawings out of the class's handwriting."
-
-    def handwriting_score(self, run: Run) -> tuple[float | None, int | None]:
-        """A run's accuracy on its class's handwriting set as it is now, and the set's size;
-        (None, None) while the set is empty or the run has no weights."""
-        found = self._classes().handwriting_set(self._member().code)
-        model = run.model()
-        if not len(found) or model is None:
-            return None, None
-        return handwriting_accuracy(model, found), len(found)
-
-    def _member(self) -> Membership:
-        if self.membership is None:
-            raise SessionError("join a class first")
-        return self.membership
-
-    def remember_teacher(self, code, key) -> bool:
-        """A teacher link's key, kept in this tab if it is the class's."""
-        if self.classes is None or not self.classes.is_teacher(code, key):
-            return False
-        self.teacher_keys[normalise_code(code)] = key
-        return True
-
-    def teacher_key(self, code) -> str | None:
-        return self.teacher_keys.get(normalise_code(code) or "")
-
-    def post_finished_runs(self) -> list[str]:
-        """Put this tab's newly ended runs on its class's board (finished or stopped ones;
-        failed, diverged and cancelled runs are not posted). Returns what to tell the visitor.
-        A database that does not answer is tried again at the next call."""
-        member = self.membership
-        if member is None or self.classes is None:
-            return []
-        said = []
-        for run in self.history.runs:
-            if (run.number <= member.after_run or run.number in member.posted
-                    or run.number in member.refused or run.job.active):
-                continue
-            entry = board_entry(run)
-            if entry is None:
-                member.refused.add(run.number)
-                continue
-            try:
-                entry["handwriting_acc"], entry["handwriting_n"] = self.handwriting_score(run)
-                member.posted[run.number] = self.classes.post(member.code, self.visitor, **entry)
-            except ClassError as e:
-                if str(e) == DATABASE_DOWN:
-                    return said + [str(e)]
-                member.refused.add(run.number)
-                said.append(f"{run.name} is not on the board: {e}")
-            else:
-                scored = ("" if entry["handwriting_n"] is None else
-                          f" It read {entry['handwriting_acc']:.0%} of the class's "
-                          f"{entry['handwriting_n']} drawings.")
-                said.append(f"{run.name} is on the class board.{scored}")
-        return said
-
-    def withdraw(self, run_number: int) -> None:
-        member = self.membership
-        if member is None or run_number not in member.posted:
-            raise SessionError("that run is not on the board")
-        try:
-            self._classes().withdraw(member.code, self.visitor, member.posted[run_number])
-        except ClassError as e:
-            raise SessionError(str(e)) from None
-        del member.posted[run_number]
-        member.refused.add(run_number)  # not posted again
 
 
-def board_entry(run: Run) -> dict | None:
-    """What a class board keeps of an ended run, or None for a run it does not take (failed,
-    diverged, cancelled): its settings (a teaching run's: the architecture it taught and its
-    teaching settings), final accuracies, seconds, and its curves (at most 100 points each, on
-    the run's own x-axis: epochs for training, steps for teaching)."""
-    h = run.job.snapshot()
-    if h["status"] not in ("finished", "stopped"):
-        return None
-    if h["kind"] == "teaching":
-        config = run.job.model_config
-        settings = {"hidden": list(config.hidden), "activation": config.activation,
-                    "teach": h["settings"]}
-        per_x = 1.0
-    else:
-        settings = h["settings"]
-        per_x = max(h["progress"]["total_steps"] / max(settings["epochs"], 1), 1)
-    at = "epoch" if h["x_axis"] == "epoch" else "step"
-    last = summary(run)
-    return {"kind": h["kind"], "settings": settings, "val_acc": last["val_acc"],
-            "test_acc": last["test_acc"], "seconds": last["seconds"], "status": h["status"],
-            "curves": {
-                "val_acc": [[e[at], e["val_acc"]] for e in h["epochs"] if e.get("val_acc") is not None],
-                "test_acc": [[e[at], e["test_acc"]] for e in h["epochs"] if e.get("test_acc") is not None],
-                "loss": [[round(s / per_x, 4), v] for s, v in zip(h["loss_steps"], h["loss"])]}}
-
-
-def handwriting_accuracy(model, found: HandwritingSet) -> float:
-    """The share of a class's handwriting set a model reads right."""
-    images = torch.frombuffer(bytearray(found.images), dtype=torch.uint8).view(-1, 28, 28)
-    predicted = predict_all(model, images).argmax(1)
-    return (predicted == torch.tensor(found.labels)).float().mean().item()
 
 
 def blank_input() -> torch.Tensor:

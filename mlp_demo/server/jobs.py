@@ -18,15 +18,16 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
 
-from .config import TrainConfig
-from .data import TRAIN_IMAGES, MnistSplits, split_mnist
-from .model import MLP
-from .teach import TeachConfig, accuracy, predictions, teach
-from .train import Diverged, Trainer
+from ..config import TrainConfig
+from ..data import TRAIN_IMAGES, MnistSplits, split_mnist
+from ..model import MLP
+from ..teach import TeachConfig, accuracy, predictions, teach
+from ..train import Diverged, Trainer
 
 MAX_STEP_POINTS = 600  # per-step curves are averaged down to at most this many points
 PREVIEW_EVERY_S = 0.5  # how often the weights behind live predictions are refreshed
@@ -59,13 +60,88 @@ class StepCurve:
             self.stride *= 2
 
 
+@dataclass(frozen=True)
+class Progress:
+    epoch: int = 0
+    step: int = 0
+    total_steps: int = 0
+    samples_per_s: float = 0.0
+    elapsed: float = 0.0  # seconds of training (or teaching) so far
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A run's state at one moment, wherever it runs: what the page, the queue, the run history
+    and the class board read. Built only by a job's snapshot() (and, for a run on another
+    machine, by from_dict on what the worker sent)."""
+    status: str  # queued | starting | running | finished | stopped | diverged | failed | cancelled
+    kind: str  # "training" | "teaching"
+    settings: dict  # the run's own settings: a TrainConfig's or a TeachConfig's fields
+    message: str = ""
+    progress: Progress = Progress()
+    epochs: tuple[dict, ...] = ()  # the trainer's metrics at each epoch's end (teaching: one)
+    loss_steps: tuple[int, ...] = ()
+    loss: tuple[float, ...] = ()
+    lr_steps: tuple[int, ...] = ()
+    lr: tuple[float, ...] = ()
+    teach: dict | None = None  # a teaching run's before and after, once taught
+    worker: dict | None = None  # where a run on a cluster trains: {"pid", "node"}
+
+    @property
+    def x_axis(self) -> str:
+        """What its curves are drawn over: a training run's epochs, a teaching run's steps."""
+        return "epoch" if self.kind == "training" else "step"
+
+    @property
+    def last_epoch(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict:
+        """Plain data, to send from a worker (from_dict rebuilds it)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> JobSnapshot:
+        fields = {**data, "progress": Progress(**data["progress"])}
+        for name in ("epochs", "loss_steps", "loss", "lr_steps", "lr"):
+            fields[name] = tuple(data[name])
+        return cls(**fields)
+
+
+def estimated_seconds(n_params: int, images: int) -> float:
+    """How long training on this many images should take, before any step has been timed."""
+    return 6 * n_params * images / ESTIMATED_FLOP_PER_S
+
+
+def training_estimate(config: TrainConfig, n_train: int) -> float:
+    return estimated_seconds(config.n_params(), n_train * config.epochs)
+
+
+def teaching_estimate(model_config: TrainConfig, teach_config: TeachConfig) -> float:
+    return estimated_seconds(model_config.n_params(), teach_config.batch_size * teach_config.steps)
+
+
+def remaining_seconds(progress: Progress) -> float | None:
+    """The steps left at the rate measured so far; None before a step has been timed."""
+    p = progress
+    if not (p.step and p.elapsed and p.total_steps):
+        return None
+    return max(0.0, (p.total_steps - p.step) * p.elapsed / p.step)
+
+
+def eta_seconds(progress: Progress, estimate_s: float, max_seconds: float | None) -> float:
+    """Seconds a run still needs (what the queue promises the next in line): from its rate once
+    it runs, from its size before; never past the server's time limit for a run."""
+    limit = max_seconds or float("inf")
+    left = remaining_seconds(progress)
+    if left is None:
+        return min(estimate_s, limit)
+    return max(0.0, min(left, limit - progress.elapsed))
+
+
 class Job(Protocol):
     """What the page, the queue and the run history read from a run, wherever it runs. Kept
     small and free of threads, so that a job on another machine can implement it too.
-
-    snapshot() is plain data: status, message, progress, epochs, the loss and lr curves, the
-    run's own settings ("settings", a TrainConfig's or a TeachConfig's fields), its kind
-    ("training" | "teaching") and the x-axis its curves are drawn on ("epoch" | "step").
     model_config is the TrainConfig that rebuilds the weights (what saving stores)."""
 
     visitor: str
@@ -78,7 +154,7 @@ class Job(Protocol):
     def active(self) -> bool: ...
     @property
     def status(self) -> str: ...
-    def snapshot(self) -> dict: ...
+    def snapshot(self) -> JobSnapshot: ...
     def eta_seconds(self) -> float: ...
     def model(self) -> MLP | None: ...
 
@@ -104,12 +180,12 @@ class TrainingJob:
         self._status, self.message = "queued", ""
         self.loss, self.lr = StepCurve(), StepCurve()
         self.epochs: list[dict] = []
-        self.progress = {"epoch": 0, "step": 0, "total_steps": 0, "samples_per_s": 0.0,
-                         "elapsed": 0.0}
+        self.progress = Progress()
+        self.estimate_s = training_estimate(self.config, self.n_train)
         self.preview: MLP | None = None  # a CPU copy of the weights, safe to predict with
         self._last_preview = 0.0
 
-    kind, x_axis = "training", "epoch"
+    kind = "training"
 
     @property
     def status(self) -> str:
@@ -153,24 +229,22 @@ class TrainingJob:
         return self.running or (self.thread is None and self._status == "queued")
 
     def eta_seconds(self) -> float:
-        """Seconds this run still needs: from its rate once running, else from its size."""
         with self.lock:
-            p = dict(self.progress)
-        limit = self.max_seconds or float("inf")
-        if p["step"] and p["elapsed"]:
-            remaining = (p["total_steps"] - p["step"]) * p["elapsed"] / p["step"]
-            return max(0.0, min(remaining, limit - p["elapsed"]))
-        flop = 6 * self.config.n_params() * self.n_train * self.config.epochs
-        return min(flop / ESTIMATED_FLOP_PER_S, limit)
+            progress = self.progress
+        return eta_seconds(progress, self.estimate_s, self.max_seconds)
 
-    def snapshot(self) -> dict:
-        """A consistent copy of the history, made of plain lists and numbers."""
+    def snapshot(self) -> JobSnapshot:
+        """A consistent copy of the history."""
         with self.lock:
-            return {"status": self._status, "message": self.message, "kind": self.kind,
-                    "x_axis": self.x_axis, "settings": self.settings(),
-                    "progress": dict(self.progress), "epochs": [dict(e) for e in self.epochs],
-                    "loss_steps": list(self.loss.steps), "loss": list(self.loss.values),
-                    "lr_steps": list(self.lr.steps), "lr": list(self.lr.values)}
+            return JobSnapshot(
+                status=self._status, kind=self.kind, settings=self.settings(),
+                message=self.message, progress=self.progress,
+                epochs=tuple(dict(e) for e in self.epochs),
+                loss_steps=tuple(self.loss.steps), loss=tuple(self.loss.values),
+                lr_steps=tuple(self.lr.steps), lr=tuple(self.lr.values), teach=self._taught())
+
+    def _taught(self) -> dict | None:
+        return None
 
     def settings(self) -> dict:
         """The settings this run used."""
@@ -182,7 +256,7 @@ class TrainingJob:
             trainer = Trainer(self.config, self.load_data())
             with self.lock:
                 self.trainer = trainer
-                self.progress["total_steps"] = trainer.total_steps
+                self.progress = replace(self.progress, total_steps=trainer.total_steps)
             if self.stop_requested.is_set():
                 trainer.stop()
             trainer.on("step", self._on_step)
@@ -215,8 +289,8 @@ class TrainingJob:
             self.status = "running"
             self.loss.add(m["step"], m["loss"])
             self.lr.add(m["step"], m["lr"])
-            self.progress.update(epoch=m["epoch"], step=m["step"],
-                                 samples_per_s=m["samples_per_s"], elapsed=m["elapsed"])
+            self.progress = replace(self.progress, epoch=m["epoch"], step=m["step"],
+                                    samples_per_s=m["samples_per_s"], elapsed=m["elapsed"])
         if self.max_seconds and m["elapsed"] > self.max_seconds:
             with self.lock:
                 self.message = (f"stopped at the server's limit of {self.max_seconds:g} s per run "
@@ -269,27 +343,17 @@ class TeachingJob(TrainingJob):
         self.config = self.teach_config = teach_config.validate()
         self.images, self.labels = images, labels
         self.preview = copy.deepcopy(model).cpu().eval()  # the starting model
-        self.progress["total_steps"] = teach_config.steps
+        self.progress = Progress(total_steps=teach_config.steps)
+        self.estimate_s = teaching_estimate(self.model_config, self.teach_config)
         self.result: dict | None = None
 
-    kind, x_axis = "teaching", "step"
+    kind = "teaching"
 
     def settings(self) -> dict:
         return dataclasses.asdict(self.teach_config)
 
-    def eta_seconds(self) -> float:
-        with self.lock:
-            p = dict(self.progress)
-        if p["step"] and p["elapsed"]:
-            return max(0.0, (p["total_steps"] - p["step"]) * p["elapsed"] / p["step"])
-        c = self.teach_config
-        return 6 * self.model_config.n_params() * c.batch_size * c.steps / ESTIMATED_FLOP_PER_S
-
-    def snapshot(self) -> dict:
-        history = super().snapshot()
-        with self.lock:
-            history["teach"] = copy.deepcopy(self.result)
-        return history
+    def _taught(self) -> dict | None:  # with self.lock held
+        return copy.deepcopy(self.result)
 
     def _run(self, on_done) -> None:
         lower_priority(TRAINING_NICENESS)
@@ -308,9 +372,9 @@ class TeachingJob(TrainingJob):
             labels = self.labels.tolist()
             with self.lock:
                 self.preview = taught
-                p = self.progress
+                step = self.progress.step
                 self.epochs.append({
-                    "epoch": 1, "step": p["step"], "samples_seen": p["step"] * self.teach_config.batch_size,
+                    "epoch": 1, "step": step, "samples_seen": step * self.teach_config.batch_size,
                     "elapsed": time.perf_counter() - start,
                     "train_loss": self.loss.values[-1] if self.loss.values else None,
                     "train_acc": _share_right(after, labels), "val_loss": None, "val_acc": None,
@@ -329,7 +393,7 @@ class TeachingJob(TrainingJob):
                 self.status, self.message = "failed", str(e)
         finally:
             with self.lock:
-                self.progress["elapsed"] = time.perf_counter() - start
+                self.progress = replace(self.progress, elapsed=time.perf_counter() - start)
             self._release()
             if on_done:
                 on_done(self)
@@ -339,8 +403,8 @@ class TeachingJob(TrainingJob):
         with self.lock:
             self.loss.add(step, loss)
             self.lr.add(step, self.teach_config.lr)
-            self.progress.update(epoch=1, step=step, elapsed=elapsed,
-                                 samples_per_s=step * self.teach_config.batch_size / elapsed)
+            self.progress = replace(self.progress, epoch=1, step=step, elapsed=elapsed,
+                                    samples_per_s=step * self.teach_config.batch_size / elapsed)
         if self.max_seconds and elapsed > self.max_seconds:
             with self.lock:
                 self.message = (f"stopped at the server's limit of {self.max_seconds:g} s per run "

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoints
-from .checkpoints import DEFAULT_CHECKPOINT, CheckpointError, CheckpointInfo
+from .. import checkpoints
+from ..checkpoints import DEFAULT_CHECKPOINT, CheckpointError, CheckpointInfo
 from .limits import Limits
 from .records import NOBODY, MemoryRecords, ModelRecords, Record, RecordsDown
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "checkpoints" / "default.safetensors"  # checkpoints.DEFAULT_CHECKPOINT, without torch
 STATIC = REPO / "static"  # beside app.py, where Streamlit serves it
 FOLDER = STATIC / "models"

@@ -27,17 +27,25 @@ import threading
 import time
 import uuid
 from collections import deque
+from dataclasses import replace
 
 import ray
 import torch
 
-from .config import TrainConfig
-from .jobs import ESTIMATED_FLOP_PER_S, LocalJobs
-from .limits import Busy, Limits, RunQueue
-from .model import MLP
-from .teach import TeachConfig
+from ..config import TrainConfig
+from ..model import MLP
+from ..teach import TeachConfig
+from .jobs import (
+    JobSnapshot,
+    LocalJobs,
+    Progress,
+    eta_seconds,
+    teaching_estimate,
+    training_estimate,
+)
+from .limits import ONE_RUN_A_TAB, Busy, Limits, RunQueue
 
-log = logging.getLogger("mlp_demo.cluster")
+log = logging.getLogger("mlp_demo.server.cluster")
 POLL_S = 0.5  # progress and curves: twice the page's own refresh (1 s)
 WEIGHTS_EVERY_S = 2.0
 RPC_TIMEOUT_S = 30
@@ -72,7 +80,8 @@ class RunActor:
         self.job.start()
 
     def snapshot(self) -> dict:
-        return {**self.job.snapshot(), "worker": self.where}
+        """JobSnapshot.to_dict(): plain data crosses to the app's process."""
+        return replace(self.job.snapshot(), worker=self.where).to_dict()
 
     def weights(self) -> dict | None:
         model = self.job.model()
@@ -88,7 +97,7 @@ class RayJob:
     def __init__(self, kind: str, raw_ref, spec: dict, visitor: str, max_seconds: float | None,
                  model_config: TrainConfig, settings: dict, estimate_s: float, options: dict,
                  starting_model: MLP | None = None):
-        self.kind, self.x_axis = kind, "epoch" if kind == "training" else "step"
+        self.kind = kind
         self.visitor, self.model_config, self.max_seconds = visitor, model_config, max_seconds
         self.raw_ref, self.spec, self.options, self.estimate_s = raw_ref, spec, options, estimate_s
         self.lock = threading.Lock()
@@ -97,11 +106,7 @@ class RayJob:
         self._weights_wanted = 0.0
         self._thread: threading.Thread | None = None
         total = spec["teach_config"].steps if kind == "teaching" else 0
-        self._snapshot = {"status": "queued", "message": "", "kind": kind, "x_axis": self.x_axis,
-                          "settings": settings, "epochs": [], "loss_steps": [], "loss": [],
-                          "lr_steps": [], "lr": [], "worker": None,
-                          "progress": {"epoch": 0, "step": 0, "total_steps": total,
-                                       "samples_per_s": 0.0, "elapsed": 0.0}}
+        self._snapshot = JobSnapshot("queued", kind, settings, progress=Progress(total_steps=total))
 
     # -- the Job protocol
     def start(self, on_done=None) -> RayJob:
@@ -120,7 +125,7 @@ class RayJob:
     @property
     def status(self) -> str:
         with self.lock:
-            return self._snapshot["status"]
+            return self._snapshot.status
 
     @property
     def active(self) -> bool:
@@ -131,18 +136,12 @@ class RayJob:
             return self._thread.is_alive()
         return self.status == "queued"
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> JobSnapshot:
         with self.lock:
-            return copy.deepcopy(self._snapshot)
+            return self._snapshot
 
     def eta_seconds(self) -> float:
-        with self.lock:
-            p = dict(self._snapshot["progress"])
-        limit = self.max_seconds or float("inf")
-        if p["step"] and p["elapsed"] and p["total_steps"]:
-            remaining = (p["total_steps"] - p["step"]) * p["elapsed"] / p["step"]
-            return max(0.0, min(remaining, limit - p["elapsed"]))
-        return min(self.estimate_s, limit)
+        return eta_seconds(self.snapshot().progress, self.estimate_s, self.max_seconds)
 
     def model(self) -> MLP | None:
         """The latest weights the worker sent (a copy); asking keeps them coming while it runs."""
@@ -157,7 +156,7 @@ class RayJob:
     # -- following the actor
     def _set(self, **fields) -> None:
         with self.lock:
-            self._snapshot.update(fields)
+            self._snapshot = replace(self._snapshot, **fields)
 
     def _follow(self, on_done) -> None:
         actor, last_weights, unanswered_since = None, 0.0, time.monotonic()
@@ -170,13 +169,14 @@ class RayJob:
                     actor.stop.remote()
                     stop_sent = True
                 try:
-                    snapshot = ray.get(actor.snapshot.remote(), timeout=RPC_TIMEOUT_S)
+                    snapshot = JobSnapshot.from_dict(
+                        ray.get(actor.snapshot.remote(), timeout=RPC_TIMEOUT_S))
                 except ray.exceptions.GetTimeoutError:  # not placed yet, or a slow worker
                     if time.monotonic() - unanswered_since > NO_WORKER_S:
                         raise
                     continue
                 unanswered_since = time.monotonic()
-                ended = snapshot["status"] in ENDED
+                ended = snapshot.status in ENDED
                 wanted = time.monotonic() - self._weights_wanted < 2 * WEIGHTS_EVERY_S
                 if ended or (wanted and time.monotonic() - last_weights >= WEIGHTS_EVERY_S):
                     self._take_weights(ray.get(actor.weights.remote(), timeout=RPC_TIMEOUT_S))
@@ -216,11 +216,6 @@ class RayJobs:
         self.options = {"num_cpus": cpus, "num_gpus": gpus}
         self._raw: tuple = (None, None)  # (MNIST as loaded, its object-store reference)
 
-    @classmethod
-    def from_env(cls, env=None) -> RayJobs:
-        env = os.environ if env is None else env
-        return cls(float(env.get("MLP_DEMO_RAY_CPUS", 1)), float(env.get("MLP_DEMO_RAY_GPUS", 0)))
-
     def _raw_ref(self, raw: tuple):
         """MNIST in the object store once per process (raw is the app's one cached copy)."""
         if self._raw[0] is not raw:
@@ -230,8 +225,7 @@ class RayJobs:
     def training(self, config: TrainConfig, raw: tuple, visitor: str,
                  max_seconds: float | None) -> RayJob:
         config = config.validate()
-        n_train = len(raw[0]) - config.val_size
-        estimate = 6 * config.n_params() * n_train * config.epochs / ESTIMATED_FLOP_PER_S
+        estimate = training_estimate(config, len(raw[0]) - config.val_size)
         return RayJob("training", self._raw_ref(raw), {"config": config}, visitor, max_seconds,
                       config, config.to_dict(), estimate, self.options)
 
@@ -241,8 +235,7 @@ class RayJobs:
         spec = {"model_config": model.config, "images": images, "labels": labels,
                 "teach_config": teach_config,
                 "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-        c = teach_config
-        estimate = 6 * model.config.n_params() * c.batch_size * c.steps / ESTIMATED_FLOP_PER_S
+        estimate = teaching_estimate(model.config, teach_config)
         return RayJob("teaching", self._raw_ref(raw), spec, visitor, max_seconds, model.config,
                       dataclasses.asdict(teach_config), estimate, self.options,
                       starting_model=copy.deepcopy(model).cpu().eval())
@@ -325,8 +318,7 @@ class ClusterRunQueue(RunQueue):
 
     def submit(self, job) -> int:
         with self.lock:
-            if any(j.visitor == job.visitor for j in (*self.running, *self.waiting)):
-                raise Busy("this tab already has a run training or queued: stop it first")
+            self._refuse_a_second_run(job)
         job_id = uuid.uuid4().hex
         try:
             answer = ray.get(self.cluster.submit.remote(job_id, job.visitor, job.eta_seconds(),
@@ -336,7 +328,7 @@ class ClusterRunQueue(RunQueue):
             log.exception("the cluster's queue did not answer")
             raise Busy("the training cluster does not answer; try again in a minute") from None
         if answer == "busy":
-            raise Busy("this tab already has a run training or queued: stop it first")
+            raise Busy(ONE_RUN_A_TAB)
         if answer == "full":
             raise Busy(f"{self.limits.max_queue} runs are already waiting on the cluster, the most "
                        "it queues; try again in a few minutes")
@@ -350,12 +342,9 @@ class ClusterRunQueue(RunQueue):
         return answer
 
     def cancel(self, job) -> bool:
-        with self.lock:
-            if job not in self.waiting:
-                return False
-            self.waiting.remove(job)
-        self._forget(job)
-        job.cancel("stopped before it started")
+        if not super().cancel(job):
+            return False
+        self._forget(job)  # and give its place in the cluster's line back
         return True
 
     def reap(self) -> list:
@@ -376,7 +365,7 @@ class ClusterRunQueue(RunQueue):
             job_id = self._ids.pop(id(job), None)
             self._places.pop(id(job), None)
         if job_id is not None:
-            self.cluster.ended.remote(job_id, job.snapshot().get("worker"))
+            self.cluster.ended.remote(job_id, job.snapshot().worker)
 
     def position(self, job) -> int | None:
         with self.lock:

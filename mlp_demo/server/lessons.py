@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .config import TrainConfig, field_names
+from ..config import TrainConfig, field_names
 from .limits import Limits
 from .links import parse_query, to_query
 

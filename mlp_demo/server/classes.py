@@ -19,14 +19,15 @@ import math
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
+from ..config import PRESETS
 from . import db
-from .config import PRESETS
 from .lessons import Lesson
 from .limits import Limits
 
@@ -44,6 +45,17 @@ DATABASE_DOWN = ("The class board's database is not answering; try again in a mo
 
 class ClassError(ValueError):
     """A class action that cannot be done; the message says why and what to do."""
+
+
+class NoSuchClass(ClassError):
+    """A code that names no open class (a wrong guess counts against the guesser)."""
+
+    def __init__(self, message: str = NO_SUCH_CLASS):
+        super().__init__(message)
+
+
+class ClassesDown(ClassError, db.NotAnswering):
+    """The database is not answering: the visitor's runs wait in the tab, nothing is lost."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +235,7 @@ class Classes:
 
     def to_csv(self, code: str, key: str) -> str:
         if not self.is_teacher(code, key):
-            raise ClassError(NO_SUCH_CLASS)
+            raise NoSuchClass()
         board = self.board(code, include_hidden=True)
         names = sorted({name for e in board.entries for name in e.settings})
         out = io.StringIO()
@@ -244,13 +256,13 @@ class Classes:
         name = clean_name(name)
         canonical = normalise_code(code)
         if canonical is None:
-            raise ClassError(NO_SUCH_CLASS)
+            raise NoSuchClass()
         for attempt in range(20):
             try:
                 with self._write() as conn:
                     row = self._class(conn, canonical, for_update=True)
                     if row is None:
-                        raise ClassError(NO_SUCH_CLASS)
+                        raise NoSuchClass()
                     me = conn.execute(select(db.students.c.name).where(
                         db.students.c.class_id == row.id, db.students.c.visitor == visitor)).first()
                     if me is not None:
@@ -288,7 +300,7 @@ class Classes:
         with self._write() as conn:
             row = self._class(conn, normalise_code(code), for_update=True)
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             if row.locked:
                 raise ClassError("the teacher has locked the class: it takes no new runs")
             student = conn.execute(select(db.students.c.id).where(
@@ -322,7 +334,7 @@ class Classes:
         with self._write() as conn:
             row = self._class(conn, normalise_code(code))
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             mine = select(db.students.c.id).where(db.students.c.class_id == row.id,
                                                   db.students.c.visitor == visitor)
             gone = conn.execute(delete(db.entries).where(
@@ -344,7 +356,7 @@ class Classes:
         with self._write() as conn:
             row = self._class(conn, normalise_code(code), for_update=True)
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             student = self._student(conn, row.id, visitor)
             h = db.handwriting.c
             mine = conn.execute(select(func.count()).where(h.student_id == student)).scalar()
@@ -370,7 +382,7 @@ class Classes:
         with self._write() as conn:
             row = self._class(conn, normalise_code(code))
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             student = self._student(conn, row.id, visitor)
             gone = conn.execute(delete(db.handwriting).where(
                 db.handwriting.c.student_id == student)).rowcount
@@ -382,7 +394,7 @@ class Classes:
         with self._read() as conn:
             row = self._class(conn, normalise_code(code))
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             h = db.handwriting.c
             total = conn.execute(select(func.count()).where(h.class_id == row.id)).scalar()
             mine = conn.execute(select(func.count()).select_from(db.handwriting).join(
@@ -396,7 +408,7 @@ class Classes:
         with self._read() as conn:
             row = self._class(conn, normalise_code(code))
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             key = ("handwriting", row.id, row.code)
             with self._lock:
                 cached = self._boards.get(key)
@@ -417,11 +429,11 @@ class Classes:
         again only when the class changed (its revision), else taken from this process's cache."""
         canonical = normalise_code(code)
         if canonical is None:
-            raise ClassError(NO_SUCH_CLASS)
+            raise NoSuchClass()
         with self._read() as conn:
             row = self._class(conn, canonical)
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             key = (row.id, row.code, include_hidden)  # ids can be reused after a close; codes not
             with self._lock:
                 cached = self._boards.get(key)
@@ -441,7 +453,7 @@ class Classes:
         with self._read() as conn:
             row = self._class(conn, normalise_code(code))
         if row is None:
-            raise ClassError(NO_SUCH_CLASS)
+            raise NoSuchClass()
         return Lesson.from_json(row.lesson, self.limits), json.loads(row.defaults)
 
     def loss_curve(self, code: str, entry_id: int) -> list[list[float]]:
@@ -454,7 +466,7 @@ class Classes:
         with self._read() as conn:
             row = self._class(conn, normalise_code(code))
             if row is None:
-                raise ClassError(NO_SUCH_CLASS)
+                raise NoSuchClass()
             found = conn.execute(select(db.entries.c.loss).where(
                 db.entries.c.id == entry_id, db.entries.c.class_id == row.id)).scalar()
         curve = json.loads(found) if found else []
@@ -486,10 +498,10 @@ class Classes:
 
     # -- internals
     def _write(self):
-        return _Transaction(self.engine)
+        return _transaction(self.engine)
 
     def _read(self):
-        return _Read(self.engine)
+        return _reading(self.engine)
 
     def _class(self, conn, code: str | None, for_update: bool = False):
         """The class with this code, if it is open (not closed, not expired)."""
@@ -513,7 +525,7 @@ class Classes:
         row = self._class(conn, normalise_code(code), for_update=True)
         if row is None or not isinstance(key, str) or not hmac.compare_digest(
                 row.teacher_key_hash, _hash(key)):
-            raise ClassError(NO_SUCH_CLASS)
+            raise NoSuchClass()
         return row
 
     def _purge_expired(self, conn, now: float) -> None:
@@ -527,38 +539,18 @@ class Classes:
         conn.execute(delete(db.classes).where(db.classes.c.id == class_id))
 
 
-class _Transaction:
-    """`with engine.begin()` (one transaction), with a database that went away turned into a
-    ClassError. An IntegrityError passes through: callers retry on it."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
-    def _open(self):
-        return self.engine.begin()
-
-    def __enter__(self):
-        try:
-            self.context = self._open()  # connects: a database that went away fails here
-            return self.context.__enter__()
-        except SQLAlchemyError:
-            raise ClassError(DATABASE_DOWN) from None
-
-    def __exit__(self, kind, value, traceback):
-        try:
-            self.context.__exit__(kind, value, traceback)  # commits, or rolls back on an error
-        except IntegrityError:
-            raise
-        except SQLAlchemyError:
-            raise ClassError(DATABASE_DOWN) from None
-        if isinstance(value, SQLAlchemyError) and not isinstance(value, IntegrityError):
-            raise ClassError(DATABASE_DOWN) from None
-        return False
+@contextmanager
+def _transaction(engine: Engine):
+    """One transaction, with a database that went away (or went silent) turned into
+    ClassesDown. An IntegrityError passes through: callers retry on it."""
+    with db.answering(ClassesDown, DATABASE_DOWN), engine.begin() as conn:
+        yield conn
 
 
-class _Read(_Transaction):
-    def _open(self):
-        return db.reading(self.engine)
+@contextmanager
+def _reading(engine: Engine):
+    with db.answering(ClassesDown, DATABASE_DOWN), db.reading(engine) as conn:
+        yield conn
 
 
 def _changed(conn, class_id: int) -> None:
@@ -585,49 +577,3 @@ def _number(value) -> float | None:
 def _csv_safe(text: str) -> str:
     """A spreadsheet runs a cell that starts with = + - @ as a formula: not a name's."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-# -- what the board shows, as plain data (the page and the CLI draw it)
-SCATTER_SETTINGS = ("lr", "width", "depth", "batch_size", "optimizer", "epochs", "weight_decay",
-                    "dropout", "activation", "scheduler", "augment", "momentum",
-                    "label_smoothing", "seconds")
-LOG_SETTINGS = {"lr", "width", "batch_size", "weight_decay", "seconds"}
-
-
-def setting_value(entry: Entry, name: str):
-    """A setting of an entry for the scatter: width and depth come from the hidden layers."""
-    hidden = entry.settings.get("hidden") or []
-    if name == "width":
-        return hidden[0] if hidden else 0
-    if name == "depth":
-        return len(hidden)
-    if name == "seconds":
-        return entry.seconds
-    return entry.settings.get(name)
-
-
-def changed_from(defaults: dict, entry: Entry) -> tuple[str, ...]:
-    """The settings a training entry changed from the Default preset (as the class saw it)."""
-    if entry.kind != "training":
-        return ("teaching",)
-    ignore = {"seed", "device"}
-    return tuple(sorted(k for k, v in entry.settings.items()
-                        if k not in ignore and k in defaults and _same(defaults[k]) != _same(v)))
-
-
-def _same(value):
-    return tuple(value) if isinstance(value, list) else value
-
-
-def groups(board: Board) -> dict[tuple[str, ...], list[Entry]]:
-    """Entries grouped by what they changed from Default, the most common change first."""
-    found: dict[tuple[str, ...], list[Entry]] = {}
-    for entry in board.entries:
-        found.setdefault(changed_from(board.defaults, entry), []).append(entry)
-    return dict(sorted(found.items(), key=lambda kv: (-len(kv[1]), kv[0])))
-
-
-def leaderboard(board: Board, include_teaching: bool = True) -> list[Entry]:
-    """Best test accuracy first; runs without one last."""
-    shown = [e for e in board.entries if include_teaching or e.kind == "training"]
-    return sorted(shown, key=lambda e: (e.test_acc is None, -(e.test_acc or 0), e.id))

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (
@@ -147,21 +148,26 @@ class SchemaMismatch(DatabaseError):
     """The database was made by another version of mlp_demo."""
 
 
-def database_url() -> str:
-    """MLP_DEMO_DATABASE_URL, else an SQLite file beside the models folder
-    (MLP_DEMO_CHECKPOINTS=/srv/models gives /srv/models.sqlite3)."""
-    url = os.environ.get("MLP_DEMO_DATABASE_URL", "").strip()
-    if url:
-        return url
-    from .checkpoints import saved_dir
-
-    folder = Path(saved_dir()).resolve()
-    return f"sqlite:///{folder.parent / (folder.name + '.sqlite3')}"
+class NotAnswering(Exception):
+    """The database refused, went away or went silent past its deadline. Each user of the
+    database raises its own subclass, whose message tells the visitor what it means for them."""
 
 
-def connect(url: str | None = None) -> Engine:
-    """An engine on the database, its schema created if missing and its version checked."""
-    url = url or database_url()
+@contextmanager
+def answering(down: type[NotAnswering], message: str):
+    """The one translation of "the database is not answering": any database error but a lost
+    race (IntegrityError, which callers retry) becomes down(message)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError:
+        raise down(message) from None
+
+
+def connect(url: str) -> Engine:
+    """An engine on the database (settings.Settings.database() names it), its schema created if
+    missing and its version checked."""
     try:
         engine = _engine(url)
         _create_schema(engine)

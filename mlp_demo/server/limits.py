@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class Limits:
     class_handwriting_max: int = 2000
 
     @classmethod
-    def from_env(cls, env=None) -> Limits:
-        """Defaults, overridden by MLP_DEMO_<FIELD> (e.g. MLP_DEMO_MAX_PARAMS=2000000)."""
-        env = os.environ if env is None else env
+    def from_env(cls, env) -> Limits:
+        """Defaults, overridden by MLP_DEMO_<FIELD> (e.g. MLP_DEMO_MAX_PARAMS=2000000) in env,
+        the environment as settings.Settings reads it."""
         values = {}
         for f in dataclasses.fields(cls):
             raw = env.get(variable(f.name))
@@ -123,6 +123,9 @@ def configure_threads() -> int:
     return threads
 
 
+ONE_RUN_A_TAB = "this tab already has a run training or queued: stop it first"
+
+
 class Busy(RuntimeError):
     """A run cannot be queued: this tab already has one, or the queue is full."""
 
@@ -191,8 +194,7 @@ class RunQueue:
         """Start the job if a slot is free, else queue it. Returns its place in the queue
         (0: started). Raises Busy if its visitor already has a run, or the queue is full."""
         with self.lock:
-            if any(j.visitor == job.visitor for j in (*self.running, *self.waiting)):
-                raise Busy("this tab already has a run training or queued: stop it first")
+            self._refuse_a_second_run(job)
             if len(self.running) < self.limits.max_jobs:
                 self._start(job)
                 return 0
@@ -201,6 +203,10 @@ class RunQueue:
                            "queues; try again in a few minutes")
             self.waiting.append(job)
             return len(self.waiting)
+
+    def _refuse_a_second_run(self, job) -> None:  # with self.lock held
+        if any(j.visitor == job.visitor for j in (*self.running, *self.waiting)):
+            raise Busy(ONE_RUN_A_TAB)
 
     def cancel(self, job) -> bool:
         """Take a job out of the queue (before it started); False if it was not waiting."""

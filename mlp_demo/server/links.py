@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta, field_names
+from ..config import MAX_HIDDEN_LAYERS, PRESETS, TrainConfig, field_meta, field_names
 from .limits import Limits
 
 WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
