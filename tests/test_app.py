@@ -389,7 +389,7 @@ def test_start_a_class_join_it_finish_a_run_and_see_it_on_the_board(app):
     assert board.title[0].value == "Class board"
     metrics = {m.label: m.value for m in board.metric}
     assert metrics["Students joined"] == "1" and metrics["Runs in"] == "1"
-    leaders = board.dataframe[0].value
+    leaders = board.table[0].value
     assert list(leaders["name"]) == ["<b>Ana</b> **x**"]  # as text, in a table cell
     assert not any("Teacher" == h.value for h in board.subheader)  # no key, no controls
 

@@ -18,6 +18,7 @@ from mlp_demo.server.classes import (
     NO_SUCH_CLASS,
     ClassError,
     Classes,
+    NoSuchClass,
     normalise_code,
 )
 from mlp_demo.server.lessons import read_lesson
@@ -333,7 +334,8 @@ def test_a_scored_entry_keeps_its_score_and_the_set_size(classes):
 
 
 def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
-    """Through every migration: version 2's handwriting columns, version 3's model files."""
+    """Through every migration: version 2's handwriting columns, version 3's model files,
+    version 4's seat tokens."""
     from mlp_demo.server.records import ModelRecords
     engine = db.connect(database_url)
     classes = Classes(engine, Limits())
@@ -344,11 +346,13 @@ def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
         conn.exec_driver_sql("ALTER TABLE entries DROP COLUMN handwriting_acc")
         conn.exec_driver_sql("ALTER TABLE entries DROP COLUMN handwriting_n")
         conn.exec_driver_sql("ALTER TABLE models DROP COLUMN file")  # version 3's
+        conn.exec_driver_sql("ALTER TABLE students DROP COLUMN seat_hash")  # version 4's
         conn.execute(update(db.meta).where(db.meta.c.key == "schema_version").values(value="1"))
     engine.dispose()
     engine = db.connect(database_url)
     classes = Classes(engine, Limits())
     classes.post(new.code, "a", **run(acc=0.94), handwriting_acc=0.5, handwriting_n=2)
+    assert classes.resume(new.code, classes.issue_seat(new.code, "a"), "b") == "Ana"
     assert [(e.test_acc, e.handwriting_acc) for e in classes.board(new.code).entries] == [
         (0.93, None), (0.94, 0.5)]
     records = ModelRecords(engine)
@@ -400,3 +404,44 @@ def test_a_forged_stored_lesson_is_no_lesson_with_a_note(classes, stored):
     assert not lesson and not lesson.lock and not lesson.hide
     assert "could not be read" in lesson.problem
     assert classes.board(new.code).lesson.problem == lesson.problem
+
+
+def test_a_seat_token_brings_its_student_back_and_opens_nothing_else(classes):
+    new, other = classes.create(), classes.create()
+    assert classes.join(new.code, "tab-1", "Ann") == "Ann"
+    token = classes.issue_seat(new.code, "tab-1")
+    assert len(token) == 32 and token != classes.issue_seat(new.code, "tab-1")  # a new one each time
+    token = classes.issue_seat(new.code, "tab-1")
+    assert classes.resume(new.code.lower(), token, "tab-2") == "Ann"  # the reloaded tab
+    classes.post(new.code, "tab-2", **run())  # the seat posts as its new tab
+    board = classes.board(new.code, visitor="tab-2")
+    assert board.students == 1 and [(e.name, e.mine) for e in board.entries] == [("Ann", True)]
+    assert classes.resume(new.code, token, "tab-2") == "Ann"  # again: nothing changes
+    wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for code, forged in ((new.code, wrong), (other.code, token), (new.code, "x" * 100_000),
+                         (new.code, None), (new.code, token + "'; --"), ("x" * 100_000, token)):
+        with pytest.raises(NoSuchClass):
+            classes.resume(code, forged, "tab-3")
+    with pytest.raises(ClassError, match="join the class first"):
+        classes.issue_seat(new.code, "tab-3")
+    assert classes.board(new.code).students == 1 and classes.board(other.code).students == 0
+
+
+def test_what_each_group_changed_is_measured_from_the_lesson_and_said_in_words(classes):
+    from mlp_demo.server.board import group_rows, leaderboard_rows
+    new = classes.create()
+    classes.set_lesson(new.code, new.teacher_key, read_lesson({"lr": "0.01"}, [], Limits()))
+    classes.join(new.code, "a", "Ana")
+    classes.post(new.code, "a", **run(lr=0.01, epochs=1))  # the lesson's lr: not Ana's change
+    classes.post(new.code, "a", **{**run(lr=0.01, acc=0.5), "test_acc": None, "val_acc": None})
+    board = classes.board(new.code)
+    by_change = {change: [e.test_acc for e in members] for change, members in groups(board).items()}
+    assert by_change == {("epochs",): [0.9], (): [None]}
+    rows = group_rows(board) + leaderboard_rows(board)
+    cells = [str(v) for row in rows for v in row.values()]
+    assert not any(c in ("None", "nan") for c in cells), cells
+    assert {r["changed"] for r in group_rows(board)} == {"epochs", "nothing (the lesson's settings)"}
+    assert leaderboard_rows(board)[1]["test accuracy"] == "–"
+    classes.set_lesson(new.code, new.teacher_key, read_lesson({}, [], Limits()))
+    board = classes.board(new.code)
+    assert {r["changed"] for r in group_rows(board)} == {"epochs, learning rate", "learning rate"}

@@ -263,7 +263,8 @@ def test_a_student_joins_and_their_ended_runs_go_on_the_board(session, classroom
     session.train(ENDLESS)
     wait_for_step(session)
     session.stop()
-    assert session.membership.post_finished_runs() == ["Run 2 is on the class board.", "Run 3 is on the class board."]
+    assert session.membership.post_finished_runs() == ["Run 2 is on the class board.",
+                                                        "Run 3 is on the class board."]
     assert session.membership.post_finished_runs() == []  # each once
     board = classroom.board(new.code)
     assert [(e.status, e.settings["lr"]) for e in board.entries] == [("finished", 0.01), ("stopped", 0.003)]
@@ -394,3 +395,39 @@ def test_a_lesson_refuses_a_forged_config(session, class_db):
     session.membership.leave()
     session.train(TINY.replace(lr=0.003))  # out of the class, no lesson
     wait_until_ended(session)
+
+
+def test_a_reloaded_tab_takes_its_seat_back_under_the_lesson_and_a_forged_seat_joins_nobody(
+        session, class_db):
+    from mlp_demo.server.lessons import read_lesson
+    session.membership.classes = class_db
+    new = class_db.create()
+    class_db.set_lesson(new.code, new.teacher_key, read_lesson({"lr": "0.01"}, [], session.limits))
+    session.membership.join(new.code, "Ana")
+    assert session.membership.for_browser() == {}  # not before the browser said what it keeps
+    session.membership.from_browser(None)
+    kept = session.membership.for_browser()["keep"]
+    assert kept == {"code": new.code, "token": session.membership.seat.token}
+
+    reloaded = Session("visitor-reloaded", session.queue, session.store, session.limits,
+                       session.load_mnist, class_db)  # a reload without the hall's cookie
+    reloaded.membership.from_browser(kept)
+    assert reloaded.membership.seat.name == "Ana"
+    assert reloaded.membership.seat.lesson.lock == {"lr": 0.01}  # in force at once
+    assert class_db.board(new.code).students == 1
+    with pytest.raises(SessionError, match="locks the learning rate"):
+        reloaded.train(TINY.replace(lr=0.003))
+
+    stranger = Session("visitor-stranger", session.queue, session.store, session.limits,
+                       session.load_mnist, class_db)
+    forged = kept["token"][:-1] + ("A" if kept["token"][-1] != "A" else "B")
+    for seat in ({"code": new.code, "token": forged}, {"code": new.code, "token": "x" * 10_000},
+                 {"code": new.code, "token": ["not", "text"]}, {"code": "'; DROP", "token": forged},
+                 "garbage", {"code": new.code}):
+        stranger.membership.from_browser(seat)
+        assert stranger.membership.seat is None
+    assert class_db.board(new.code).students == 1
+    with pytest.raises(SessionError, match="Too many tries"):  # forged seats count as guesses
+        stranger.membership.join(new.code, "Eve")
+    reloaded.membership.leave()
+    assert reloaded.membership.for_browser() == {"keep": None}  # the browser forgets the seat

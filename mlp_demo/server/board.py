@@ -5,6 +5,10 @@ here imports streamlit. Written for a projector: words, not setting keys; a dash
 
 from __future__ import annotations
 
+import io
+
+import segno
+
 from .classes import Board, Entry
 from .lessons import label
 
@@ -84,7 +88,7 @@ def leaderboard_rows(board: Board) -> list[dict]:
     return [{"#": rank, "name": e.name, "test accuracy": percent(e.test_acc),
              "class handwriting": (NONE_SHOWN if e.handwriting_acc is None else
                                    f"{e.handwriting_acc:.0%} of {e.handwriting_n}"),
-             "validation accuracy": percent(e.val_acc), "seconds": f"{e.seconds:.1f}",
+             "validation accuracy": percent(e.val_acc), "time": f"{e.seconds:.1f} s",
              "changed": changed[e.id], "status": e.status, "run": e.id}
             for rank, e in enumerate(leaderboard(board), start=1)]
 
@@ -121,6 +125,13 @@ def counted(n: int, noun: str) -> str:
 def counts_line(board: Board) -> str:
     return (f"{counted(len(board.entries), 'run')} in · {counted(board.students, 'student')} · "
             f"{counted(board.handwriting_n, 'drawing')} in the class's handwriting")
+
+
+def join_qr_png(url: str) -> bytes:
+    """The join link as a QR code, for the projector and the teacher's card."""
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="png", scale=8, border=2)
+    return out.getvalue()
 
 
 def _show(value) -> str:

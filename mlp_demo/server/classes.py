@@ -16,6 +16,7 @@ import hmac
 import io
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -142,6 +143,10 @@ def clean_name(text) -> str:
     if not name.isprintable():
         raise ClassError("a name on the board has printable characters only")
     return name
+
+
+SEAT_TOKEN_BYTES = 24
+SEAT_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")  # what token_urlsafe(24) makes, and nothing else
 
 
 def _hash(key: str) -> str:
@@ -283,6 +288,46 @@ class Classes:
                 if attempt == 19:
                     raise ClassError("too many students are joining at once; try again") from None
         raise AssertionError("unreachable")
+
+    def issue_seat(self, code: str, visitor: str) -> str:
+        """A new seat token for a student of this class (their browser keeps it; the class keeps
+        only its hash): 192 random bits, worth nothing in any other class. Issuing again
+        replaces the old one."""
+        token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
+        with self._write() as conn:
+            row = self._class(conn, normalise_code(code))
+            if row is None:
+                raise NoSuchClass()
+            seated = conn.execute(update(db.students).where(
+                db.students.c.class_id == row.id, db.students.c.visitor == visitor)
+                .values(seat_hash=_hash(token))).rowcount
+        if not seated:
+            raise ClassError("join the class first")
+        return token
+
+    def resume(self, code: str, token, visitor: str) -> str:
+        """The seat this token holds in this class, moved to this visitor (a reloaded tab is a
+        new visitor unless the hall's proxy keeps one); returns its name. NoSuchClass for a
+        token this class did not issue, or one that is not a token at all."""
+        canonical = normalise_code(code)
+        if canonical is None or not isinstance(token, str) or not SEAT_TOKEN.fullmatch(token):
+            raise NoSuchClass()
+        s = db.students.c
+        with self._write() as conn:
+            row = self._class(conn, canonical, for_update=True)
+            if row is None:
+                raise NoSuchClass()
+            seat = conn.execute(select(s.id, s.name, s.visitor).where(
+                s.class_id == row.id, s.seat_hash == _hash(token))).first()
+            if seat is None:
+                raise NoSuchClass()
+            if seat.visitor != visitor:
+                elsewhere = conn.execute(select(s.name).where(
+                    s.class_id == row.id, s.visitor == visitor)).first()
+                if elsewhere is not None:  # this tab joined again meanwhile: it keeps that seat
+                    return elsewhere.name
+                conn.execute(update(db.students).where(s.id == seat.id).values(visitor=visitor))
+        return seat.name
 
     def post(self, code: str, visitor: str, kind: str, settings: dict, val_acc, test_acc,
              seconds: float, status: str, curves: dict, handwriting_acc=None,

@@ -40,12 +40,13 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # What turns each older version into the next, run once by the first process to meet it.
 MIGRATIONS = {
     1: ("ALTER TABLE entries ADD COLUMN handwriting_acc FLOAT",  # issue 18: the class's own
         "ALTER TABLE entries ADD COLUMN handwriting_n INTEGER"),  # handwriting as a test set
     2: ("ALTER TABLE models ADD COLUMN file VARCHAR(80)",),  # issue 20: files by content hash
+    3: ("ALTER TABLE students ADD COLUMN seat_hash VARCHAR(64)",),  # issue 33: a seat survives a reload
 }
 SQLITE_BUSY_TIMEOUT_S = 30  # a write waits this long for another process's write to end
 CONNECT_TIMEOUT_S = 2  # a network database: opening a connection (libpq's least)
@@ -82,6 +83,9 @@ students = Table(
     Column("visitor", String(64), nullable=False),
     Column("name", String(64), nullable=False),
     Column("joined_at", Float, nullable=False),
+    # sha256 of the seat token the student's browser keeps (never the token): a reloaded tab,
+    # a new visitor, shows it to take the seat back. NULL until issued.
+    Column("seat_hash", String(64)),
     UniqueConstraint("class_id", "name"),
     UniqueConstraint("class_id", "visitor"),
 )

@@ -96,6 +96,13 @@ class JobSnapshot:
     def last_epoch(self) -> dict:
         return self.epochs[-1] if self.epochs else {}
 
+    @property
+    def seconds(self) -> float:
+        """The run's time, the one every view shows (the tab, the board, a saved model): from
+        its start to its last result, the last epoch's evaluation included; before the first
+        epoch ends, to its latest step."""
+        return max(self.progress.elapsed, self.last_epoch.get("elapsed") or 0.0)
+
     def to_dict(self) -> dict:
         """Plain data, to send from a worker (from_dict rebuilds it)."""
         return dataclasses.asdict(self)

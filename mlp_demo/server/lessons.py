@@ -46,6 +46,13 @@ class Lesson:
                         f"{shown(name, values.get(name))}. Set it back, or leave the class.")
         return None
 
+    def overrides(self, asked: dict, defaults: dict) -> list[str]:
+        """What the lesson replaces among the settings a link asked for, one line each."""
+        return [f"your class's lesson fixes {label(name)} at {shown(name, wanted)}, so the link's "
+                f"{shown(name, asked[name])} is not used"
+                for name, wanted in self.fixed(defaults).items()
+                if name in asked and not same(asked[name], wanted)]
+
     def describe(self) -> str:
         parts = [f"{label(n)} locked at {shown(n, v)}" for n, v in self.lock.items()]
         parts += [f"{label(n)} hidden" for n in self.hide if n not in self.lock]

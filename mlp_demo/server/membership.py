@@ -44,6 +44,7 @@ class Seat:
     contributed: list = field(default_factory=list)  # Your examples now in the class's handwriting
     lesson: Lesson = field(default_factory=Lesson)  # as last read: kept while the database is away
     defaults: dict = field(default_factory=dict)  # the class's Default, which hidden settings keep
+    token: str | None = None  # what the browser keeps to take this seat back after a reload
 
 
 class Membership:
@@ -53,6 +54,7 @@ class Membership:
         self.seat: Seat | None = None
         self.teacher_keys: dict[str, str] = {}  # class code -> its teacher key, for this tab
         self._join_failures: list[float] = []
+        self.browser_reported = False  # the browser has said which seat it keeps, if any
 
     def __repr__(self) -> str:
         return f"Membership(seat={self.seat and self.seat.code}, teaches={list(self.teacher_keys)})"
@@ -65,20 +67,61 @@ class Membership:
     # -- the student
     def join(self, code: str, name: str) -> str:
         """Join a class: the runs this tab finishes from now on go on its board."""
+        self._no_more_guesses()
+        try:
+            given = self._classes().join(code, self.visitor, name)
+            token = self._classes().issue_seat(code, self.visitor)
+        except NoSuchClass as e:
+            self._join_failures.append(time.monotonic())
+            raise SessionError(str(e)) from None
+        except ClassError as e:
+            raise SessionError(str(e)) from None
+        self.seat = Seat(normalise_code(code), given, self.history.counter, token=token)
+        return (f"You are on the board of class {self.seat.code} as {given}: every run you "
+                "finish in this tab from now on goes on it.")
+
+    def activity(self) -> tuple:
+        """What the Class section shows of this tab's own doing."""
+        seat = self.seat
+        return (seat.code, len(seat.contributed), len(seat.posted)) if seat else (None, 0, 0)
+
+    def _no_more_guesses(self) -> None:
         now = time.monotonic()
         self._join_failures = [t for t in self._join_failures if now - t < JOIN_WINDOW_S]
         if len(self._join_failures) >= JOIN_TRIES:
             raise SessionError("Too many tries: wait a minute, then check the code.")
+
+    def resume(self, code, token) -> bool:
+        """Take back the seat a browser kept (after a reload, or a phone that dropped the tab):
+        the same name, and the lesson in force at once. False, quietly, for a seat that is gone
+        or a token the class never issued (a forged one joins nobody, and counts as a guess)."""
+        if self.seat is not None or self.classes is None:
+            return False
         try:
-            given = self._classes().join(code, self.visitor, name)
-        except NoSuchClass as e:
-            self._join_failures.append(now)
-            raise SessionError(str(e)) from None
-        except ClassError as e:
-            raise SessionError(str(e)) from None
-        self.seat = Seat(normalise_code(code), given, self.history.counter)
-        return (f"You are on the board of class {self.seat.code} as {given}: every run you "
-                "finish in this tab from now on goes on it.")
+            self._no_more_guesses()
+            name = self.classes.resume(code, token, self.visitor)
+        except NoSuchClass:
+            self._join_failures.append(time.monotonic())
+            return False
+        except (ClassError, SessionError):
+            return False
+        self.seat = Seat(normalise_code(code), name, self.history.counter, token=token)
+        self.lesson()
+        return True
+
+    def from_browser(self, kept) -> None:
+        """What the browser keeps ({"code", "token"}, or None): taken back if this tab has no seat."""
+        self.browser_reported = True
+        if isinstance(kept, dict) and isinstance(kept.get("code"), str):
+            self.resume(kept["code"][:40], kept.get("token"))
+
+    def for_browser(self) -> dict:
+        """What the browser should keep: this tab's seat, or nothing once it left. Said only
+        after the browser reported its own, so a fresh tab never wipes a kept seat."""
+        if not self.browser_reported:
+            return {}
+        seat = self.seat
+        return {"keep": {"code": seat.code, "token": seat.token} if seat and seat.token else None}
 
     def leave(self) -> None:
         self.seat = None

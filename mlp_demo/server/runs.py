@@ -97,7 +97,7 @@ def summary(run: Run) -> dict:
     h = run.job.snapshot()
     last = h.epochs[-1] if h.epochs else {}
     return {"status": h.status, "val_acc": last.get("val_acc"), "test_acc": last.get("test_acc"),
-            "seconds": h.progress.elapsed, "epochs_done": len(h.epochs)}
+            "seconds": h.seconds, "epochs_done": len(h.epochs)}
 
 
 def settings_table(runs: list[Run]) -> tuple[list[dict], list[str]]:

@@ -71,6 +71,7 @@ class LinkState:
     read: bool = False  # a shared link's settings are applied once, on the first run
     notice: str | None = None  # what the link asked for that could not be applied
     settings: dict = field(default_factory=dict)  # the sidebar's values, to restore dropped widgets
+    asked: dict = field(default_factory=dict)  # the settings the link itself named, as read
 
 
 
@@ -108,6 +109,10 @@ class Session:
         self.messages[where] = (kind, text)
 
     def take_message(self, where: str) -> tuple[str, str] | None:
+        """The section's message, gone once shown; kept while the page is about to be redrawn
+        whole (page_is_stale), so that the redrawn page shows it too."""
+        if self.page_is_stale():
+            return self.messages.get(where)
         return self.messages.pop(where, None)
 
     # -- runs
@@ -118,10 +123,13 @@ class Session:
         return latest.job if latest else None
 
     def activity(self) -> tuple:
-        """What the whole page depends on: which run is latest and whether it is active. When
-        it changes under a fragment, the page is redrawn (buttons, run lists, refresh rates)."""
+        """What the whole page depends on: which run is latest and whether it is active, and
+        this tab's place in its class. When it changes under a fragment (Teach, a run's end, the
+        class's handwriting added from beside the pad), the page is redrawn (buttons, run lists,
+        refresh rates, the Class section)."""
         latest = self.history.latest
-        return (latest.number, latest.job.active) if latest else (None, False)
+        run = (latest.number, latest.job.active) if latest else (None, False)
+        return run + self.membership.activity()
 
     def mark_page_drawn(self) -> None:
         """A whole-page run is drawing what activity() says now."""
@@ -220,7 +228,7 @@ class Session:
         h = run.job.snapshot()
         try:
             return self.store.save(name.strip(), self.visitor, run.model(), run.job.model_config,
-                                   h.epochs[-1] if h.epochs else {}, h.progress.elapsed)
+                                   h.last_epoch, h.seconds)
         except ValueError as e:
             raise SessionError(str(e)) from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import html
 import io
 import urllib.parse
 
@@ -21,6 +22,7 @@ from mlp_demo.server.board import (
     counts_line,
     group_rows,
     handwriting_points,
+    join_qr_png,
     leaderboard_rows,
     scatter_points,
     setting_name,
@@ -34,11 +36,15 @@ from . import server
 from .server import show_message, user_action
 
 REFRESH_S = 3.0
+LEADERBOARD_ROWS = 20  # on the projector; more would push the curves off the screen
 HANDWRITING_REFRESH_S = 10.0  # the teacher's contact sheet: an image of up to 2,000 drawings
 # Static CSS, no visitor data: a projector needs type readable from the back of the hall.
 BIG_TYPE = """<style>
 .stMainBlockContainer { max-width: 1600px; }
 .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.35rem; }
+.stMainBlockContainer table th, .stMainBlockContainer table td { font-size: 1.35rem; line-height: 1.4; }
+.stMainBlockContainer [data-baseweb="select"] div { font-size: 1.35rem; }
+.board-join { font-size: 2.2rem; font-weight: 600; overflow-wrap: anywhere; }
 [data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3.2rem !important; }
 </style>"""
 
@@ -77,14 +83,19 @@ def board_view(me: Session, code: str) -> None:
     else:
         scatter(shown)
         handwriting_scatter(shown)
-        left, right = st.columns(2, gap="large")
-        with left.container(key="board_leaders"):
+        # HTML tables, not st.dataframe: a canvas grid keeps its small type on a projector and
+        # cuts long cells; these take the board's type and wrap.
+        with st.container(key="board_leaders"):
             st.subheader("Leaderboard")
-            st.dataframe(leaderboard_rows(shown), hide_index=True)
-        with right.container(key="board_groups"):
+            rows = leaderboard_rows(shown)
+            st.table(rows[:LEADERBOARD_ROWS], hide_index=True)
+            if len(rows) > LEADERBOARD_ROWS:
+                st.caption(f"The best {LEADERBOARD_ROWS} of {len(rows)} runs; the teacher's CSV "
+                           "has them all.")
+        with st.container(key="board_groups"):
             st.subheader("What each group changed" + (" from the lesson" if shown.lesson else
                                                       " from Default"))
-            st.dataframe(group_rows(shown), hide_index=True)
+            st.table(group_rows(shown), hide_index=True)
         st.subheader("Everyone's validation curves")
         curves = [(f"{e.name} #{e.id}", e.curves.get("val_acc") or e.curves.get("test_acc") or [])
                   for e in shown.entries if e.kind == "training"]
@@ -104,7 +115,14 @@ def counts(board: Board, teacher: bool = False) -> None:
     state.metric("Class", board.code)
     join = str(st.context.url or "").split("?")[0] + f"?class={board.code}"
     st.caption(counts_line(board))
-    st.markdown(f"Join at {join}")  # not in the caption: a faded link is unreadable at the back
+    if st.session_state.get("board_qr", True):  # the teacher may hide it (teacher_controls)
+        qr, link = st.columns([1, 3], vertical_alignment="center")
+        qr.image(join_qr_png(join), width=260, alt=f"QR code of the join link {join}")
+        link.markdown("Join the class: scan the code, or open")
+        link.html(f'<p class="board-join">{html.escape(join)}</p>')  # large; escaped, though
+        # the address is the server's own and the code is checked
+    else:
+        st.markdown(f"Join at {join}")  # not in the caption: a faded link is unreadable at the back
     if board.lesson:
         st.info(f"Lesson: {board.lesson.describe()}.", icon=":material/school:")
     elif board.lesson.problem and teacher:
@@ -207,6 +225,7 @@ def teacher_controls(me: Session, board: Board, key: str) -> None:
             st.button("Show", on_click=hide_entries, args=(board.code, False))
     else:  # an empty, greyed-out list would be unreadable, and there is nothing to hide
         st.caption("No runs yet: any run can be hidden from the board once it is in.")
+    st.toggle("Show the join link's QR code on the board", value=True, key="board_qr")
     st.session_state.board_lock = board.locked
     st.toggle("Locked: take no new runs", key="board_lock", on_change=set_locked,
               args=(board.code,))

@@ -3,16 +3,18 @@ a teacher starts a class and gets the join link, its QR code and the teacher lin
 
 from __future__ import annotations
 
-import io
-
-import segno
 import streamlit as st
 
+from mlp_demo import web
+from mlp_demo.server.board import join_qr_png
 from mlp_demo.server.classes import MAX_NAME, NewClass
 from mlp_demo.server.session import Session, SessionError
 
 from .server import show_message, user_action
 
+# The seat a student's browser keeps across reloads (mlp_demo/web/seat.js): nothing to see.
+_seat = st.components.v2.component("mlp_demo.seat", html="<span hidden></span>",
+                                   js=web.text("seat.js"), isolate_styles=False)
 UNAVAILABLE = ("Class boards are unavailable on this server right now (their database does not "
                "answer); training and drawing work as usual.")
 
@@ -48,8 +50,22 @@ def base_url() -> str:
     return str(st.context.url or "").split("?")[0]
 
 
+def keep_seat(me: Session) -> None:
+    """Tell the browser which seat to keep, and take back the seat it kept after a reload. A
+    seat taken back reruns the page, so the sidebar is drawn again under the class's lesson."""
+    member = me.membership
+    result = _seat(key="seat", data=member.for_browser(), default={"kept": False},
+                   on_kept_change=lambda: None)
+    kept = result.get("kept")
+    if kept is not False and not member.browser_reported:
+        member.from_browser(kept)
+        if member.seat is not None:
+            st.rerun()
+
+
 def class_section(me: Session) -> None:
     st.subheader("Class")
+    keep_seat(me)
     show_message(me, "class")
     if me.membership.classes is None:
         st.caption(UNAVAILABLE)
@@ -124,7 +140,7 @@ def class_card(new: NewClass) -> None:
     join_url, teacher_url = base_url() + new.join_path, base_url() + new.teacher_path
     st.markdown(f"### Class code: {new.code}")
     qr, links = st.columns([1, 2])
-    qr.image(qr_png(join_url), caption="Join link as a QR code", width=200,
+    qr.image(join_qr_png(join_url), caption="Join link as a QR code", width=200,
              alt=f"QR code of the join link {join_url}")
     with links:
         st.caption("Join link, for the students (on the projector):")
@@ -135,7 +151,3 @@ def class_card(new: NewClass) -> None:
         st.link_button("Open the board", teacher_url)
 
 
-def qr_png(url: str) -> bytes:
-    out = io.BytesIO()
-    segno.make(url, error="m").save(out, kind="png", scale=8, border=2)
-    return out.getvalue()

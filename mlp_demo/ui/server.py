@@ -103,6 +103,7 @@ def mnist(root: str):
 
 VISITOR_COOKIE = "mlp_demo_visitor"  # set by the lecture hall's proxy (deploy/nginx.conf)
 VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+SEAT_COOKIE = "mlp_demo_seat"  # "CODE.TOKEN", written by the browser (mlp_demo/web/seat.js)
 
 
 def visitor_id() -> str:
@@ -120,6 +121,9 @@ def session() -> Session:
     if "session" not in st.session_state:
         st.session_state.session = Session(visitor_id(), run_queue(), model_store(), limits(),
                                            lambda: mnist(settings().mnist_root), database().classes(), jobs())
+        kept = st.context.cookies.get(SEAT_COOKIE)
+        if isinstance(kept, str) and 0 < len(kept) <= 120 and "." in kept:  # a reloaded student
+            st.session_state.session.membership.resume(*kept.split(".", 1))
     me = st.session_state.session
     if me.membership.classes is None:  # the database was down when the tab opened
         me.membership.classes = database().classes()

@@ -64,12 +64,13 @@ def slider(name: str, label: str, step, extra_help: str = "", **kwargs):
                   max_value=meta["high"], step=step, **kwargs)
 
 
-def apply_lesson(me: Session) -> Lesson:
+def apply_lesson(me: Session) -> tuple[Lesson, dict]:
     """Put what the class's lesson fixes into the widgets' state, before they are drawn: on
-    every run, so neither a preset, a link nor a forged widget value moves it."""
+    every run, so neither a preset, a link nor a forged widget value moves it. Returns the
+    lesson and the class's Default values."""
     lesson, defaults = me.membership.lesson()
     apply_values(lesson.fixed(defaults))
-    return lesson
+    return lesson, defaults
 
 
 def sidebar(me: Session, limits: Limits, device_choices: list[str]) -> None:
@@ -81,10 +82,12 @@ def sidebar(me: Session, limits: Limits, device_choices: list[str]) -> None:
     for key, value in me.link.settings.items():
         if key not in st.session_state:
             st.session_state[key] = value
-    lesson = apply_lesson(me)
+    lesson, defaults = apply_lesson(me)
     bar, server = st.sidebar, limits.help()
     if lesson:
         bar.info(f"Your class's lesson: {lesson.describe()}.", icon=":material/school:")
+        for line in lesson.overrides(me.link.asked, defaults):
+            bar.warning(line[0].upper() + line[1:] + ".")
     bar.selectbox("Preset", list(PRESETS), key="preset", on_change=on_preset,
                   format_func=PRESET_LABELS.get, help="Starting points; change anything after.")
     bar.button("Reset to defaults", on_click=reset)
@@ -165,6 +168,7 @@ def restore_from_link(me: Session, limits: Limits, device_choices: list[str]) ->
     if preset:
         st.session_state.preset = preset
     apply_config(PRESETS[preset or "default"].replace(**applied))
+    me.link.asked = applied
     if ignored:
         me.link.notice = "Ignored in the link: " + "; ".join(ignored) + "."
 

@@ -96,7 +96,7 @@ def show_progress(job, history: dict) -> None:
         cols[1].metric("Validation accuracy",
                        "n/a" if last["val_acc"] is None else f"{last['val_acc']:.2%}")
         cols[2].metric("Test accuracy", f"{last['test_acc']:.2%}")
-        cols[3].metric("Time", f"{last['elapsed']:.1f}s")
+        cols[3].metric("Time", f"{history.seconds:.1f} s")
     if history.loss:
         st.plotly_chart(training_figure(history), key="curves", config={"displayModeBar": False})
         if history.epochs:
