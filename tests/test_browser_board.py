@@ -93,6 +93,22 @@ def scatter_points(page) -> int:
                          " return p && p.data ? p.data.reduce((n, t) => n + t.x.length, 0) : 0; }")
 
 
+def readable_from_the_back_row(board) -> None:
+    """The board's tables in projector type, every cell whole and in words, and the join QR."""
+    cells = board.evaluate("""() => [...document.querySelectorAll(
+        '.st-key-board_leaders :is(th, td), .st-key-board_groups :is(th, td)')]
+        .map(c => ({text: c.innerText.trim(), cut: c.scrollWidth > c.clientWidth + 1,
+                    px: parseFloat(getComputedStyle(c).fontSize)}))""")
+    assert cells and not [c for c in cells if c["cut"]], [c["text"] for c in cells if c["cut"]]
+    assert not [c for c in cells if c["text"] in ("None", "nan", "NaN", "null")]
+    label_px = board.evaluate("() => parseFloat(getComputedStyle(document.querySelector("
+                              "'[data-testid=stMetricLabel] p')).fontSize)")
+    assert min(c["px"] for c in cells) >= label_px  # at least the size of the metrics' labels
+    headers = {c["text"] for c in cells}
+    assert "lr" not in headers and not any(c["text"] in ("lr", "batch_size") for c in cells)
+    assert board.locator("img[alt^='QR code of the join link']").count() == 1
+
+
 def test_three_students_fill_the_board_and_a_hidden_entry_leaves_every_view(browser, server):
     join_link, teacher_link = start_a_class(browser, server)
     board = new_page(browser)
@@ -107,15 +123,20 @@ def test_three_students_fill_the_board_and_a_hidden_entry_leaves_every_view(brow
                             ".js-plotly-plot'); return p && p.data && p.data.reduce((n, t) => "
                             "n + t.x.length, 0) === 3; }", timeout=30_000)
     assert scatter_points(board) == 3
-    board.locator(".st-key-board_leaders [data-testid=stDataFrame]").wait_for(timeout=30_000)
-    board.wait_for_function("() => document.querySelectorAll('.st-key-board_leaders [role=row]').length"
+    board.locator(".st-key-board_leaders [data-testid=stTable]").wait_for(timeout=30_000)
+    board.wait_for_function("() => document.querySelectorAll('.st-key-board_leaders tr').length"
                             " === 4", timeout=30_000)  # a header and three runs
-    rows = board.evaluate("() => [...document.querySelectorAll('.st-key-board_leaders [role=row]')]"
+    rows = board.evaluate("() => [...document.querySelectorAll('.st-key-board_leaders tr')]"
                           ".map(r => r.innerText)")
     assert any("<b>Bo</b>" in r for r in rows) and any("Cy **x**" in r for r in rows)  # as typed
     assert "3 students" in board.inner_text("body")
     assert "<b>Bo</b>" not in board.content().replace("&lt;b&gt;Bo&lt;/b&gt;", "")  # never markup
     shot(board, "class-board")
+    for width, height in ((1920, 1080), (1600, 900)):  # a projector, and a smaller one
+        board.set_viewport_size({"width": width, "height": height})
+        board.wait_for_timeout(1_000)
+        readable_from_the_back_row(board)
+        shot(board, f"class-board-{width}x{height}", full_page=False)
 
     teacher = new_page(browser)
     teacher.set_viewport_size({"width": 1600, "height": 1400})
@@ -130,7 +151,7 @@ def test_three_students_fill_the_board_and_a_hidden_entry_leaves_every_view(brow
                             ".js-plotly-plot'); return p && p.data && p.data.reduce((n, t) => "
                             "n + t.x.length, 0) === 2; }", timeout=30_000)
     for view in (board, teacher):  # the leaderboard too
-        view.wait_for_function("() => document.querySelectorAll('.st-key-board_leaders [role=row]')"
+        view.wait_for_function("() => document.querySelectorAll('.st-key-board_leaders tr')"
                                ".length === 3", timeout=30_000)
         leaders = view.evaluate("() => [...document.querySelectorAll('.st-key-board_leaders "
                                 "[role=row]')].map(r => r.innerText).join(' ')")

@@ -431,3 +431,32 @@ def test_a_reloaded_tab_takes_its_seat_back_under_the_lesson_and_a_forged_seat_j
         stranger.membership.join(new.code, "Eve")
     reloaded.membership.leave()
     assert reloaded.membership.for_browser() == {"keep": None}  # the browser forgets the seat
+
+
+def test_wrong_codes_count_per_client_across_reloads_and_on_the_board_view(session, classroom):
+    """The server's count (issue 34): a reload is a new Session but the same client, and asking
+    the board view for codes is guessing too. Other clients are not slowed."""
+    from mlp_demo.server.limits import Guesses
+    guesses = Guesses(clock=lambda: now[0])
+    now = [0.0]
+    real = classroom.create()
+
+    def tab(client):
+        return Session(f"tab-{client}-{now[0]}", session.queue, session.store, session.limits,
+                       session.load_mnist, classroom, guesses=guesses, client=client)
+    first = tab("address 10.0.0.1")
+    for guess in ("AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"):
+        with pytest.raises(SessionError, match="No such class"):
+            first.membership.join(guess, "Eve")
+    reloaded = tab("address 10.0.0.1")
+    for guess in ("DDDDDDDDD", "EEEEEEEEE"):
+        with pytest.raises(SessionError, match="No such class"):
+            reloaded.membership.board(guess)  # ?class=...&view=board
+    again = tab("address 10.0.0.1")
+    with pytest.raises(SessionError, match="Too many tries"):
+        again.membership.board(real.code)
+    with pytest.raises(SessionError, match="Too many tries"):
+        again.membership.join(real.code, "Eve")
+    assert "as Ann" in tab("address 10.0.0.2").membership.join(real.code, "Ann")
+    now[0] = 61.0  # a minute later
+    assert again.membership.board(real.code).code == real.code

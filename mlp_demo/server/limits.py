@@ -123,6 +123,41 @@ def configure_threads() -> int:
     return threads
 
 
+class Guesses:
+    """Wrong class codes (and forged seat tokens), counted per client for this whole server
+    process: a reload does not start a client's count again, and the board view counts too. A
+    client is the hall proxy's visitor cookie, else the connection's address, else the tab."""
+
+    def __init__(self, tries: int = 5, window_s: float = 60.0, max_clients: int = 10_000,
+                 clock=time.monotonic):
+        self.tries, self.window_s, self.max_clients, self.clock = tries, window_s, max_clients, clock
+        self.lock = threading.Lock()
+        self.wrong: dict[str, deque] = {}
+
+    def allowed(self, client: str) -> bool:
+        with self.lock:
+            recent = self._recent(client)
+            return recent is None or len(recent) < self.tries
+
+    def failed(self, client: str) -> None:
+        with self.lock:
+            recent = self._recent(client)
+            if recent is None:
+                if len(self.wrong) >= self.max_clients:  # bounded: the oldest count goes
+                    self.wrong.pop(next(iter(self.wrong)))
+                recent = self.wrong[client] = deque(maxlen=self.tries)
+            recent.append(self.clock())
+
+    def _recent(self, client: str) -> deque | None:  # with self.lock held
+        recent = self.wrong.get(client)
+        while recent and self.clock() - recent[0] >= self.window_s:
+            recent.popleft()
+        if recent is not None and not recent:
+            del self.wrong[client]
+            return None
+        return recent
+
+
 ONE_RUN_A_TAB = "this tab already has a run training or queued: stop it first"
 
 

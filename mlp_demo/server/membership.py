@@ -8,7 +8,6 @@ Each action returns what to tell the visitor, or raises SessionError with the me
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -28,9 +27,10 @@ from .classes import (
 )
 from .errors import SessionError
 from .lessons import Lesson
+from .limits import Guesses
 from .runs import Run, RunHistory, summary
 
-JOIN_TRIES, JOIN_WINDOW_S = 5, 60  # wrong codes a tab may try in a minute
+TOO_MANY_TRIES = "Too many tries: wait a minute, then check the code."
 
 
 @dataclass
@@ -48,12 +48,14 @@ class Seat:
 
 
 class Membership:
-    def __init__(self, visitor: str, classes: Classes | None, history: RunHistory):
+    def __init__(self, visitor: str, classes: Classes | None, history: RunHistory,
+                 guesses: Guesses | None = None, client: str | None = None):
         self.visitor, self.history = visitor, history
+        self.guesses = guesses or Guesses()  # the server's, shared by every tab
+        self.client = client or visitor  # whose wrong codes these are (limits.Guesses)
         self.classes = classes  # None while the database cannot be opened
         self.seat: Seat | None = None
         self.teacher_keys: dict[str, str] = {}  # class code -> its teacher key, for this tab
-        self._join_failures: list[float] = []
         self.browser_reported = False  # the browser has said which seat it keeps, if any
 
     def __repr__(self) -> str:
@@ -72,7 +74,7 @@ class Membership:
             given = self._classes().join(code, self.visitor, name)
             token = self._classes().issue_seat(code, self.visitor)
         except NoSuchClass as e:
-            self._join_failures.append(time.monotonic())
+            self.guesses.failed(self.client)
             raise SessionError(str(e)) from None
         except ClassError as e:
             raise SessionError(str(e)) from None
@@ -86,10 +88,8 @@ class Membership:
         return (seat.code, len(seat.contributed), len(seat.posted)) if seat else (None, 0, 0)
 
     def _no_more_guesses(self) -> None:
-        now = time.monotonic()
-        self._join_failures = [t for t in self._join_failures if now - t < JOIN_WINDOW_S]
-        if len(self._join_failures) >= JOIN_TRIES:
-            raise SessionError("Too many tries: wait a minute, then check the code.")
+        if not self.guesses.allowed(self.client):
+            raise SessionError(TOO_MANY_TRIES)
 
     def resume(self, code, token) -> bool:
         """Take back the seat a browser kept (after a reload, or a phone that dropped the tab):
@@ -101,7 +101,7 @@ class Membership:
             self._no_more_guesses()
             name = self.classes.resume(code, token, self.visitor)
         except NoSuchClass:
-            self._join_failures.append(time.monotonic())
+            self.guesses.failed(self.client)
             return False
         except (ClassError, SessionError):
             return False
@@ -255,9 +255,13 @@ class Membership:
 
     def board(self, code: str) -> Board:
         """A class's board as this tab may see it: with the hidden entries for its teacher."""
+        self._no_more_guesses()
         try:
             return self._classes().board(code, include_hidden=self.teacher_key(code) is not None,
                                          visitor=self.visitor)
+        except NoSuchClass as e:
+            self.guesses.failed(self.client)
+            raise SessionError(str(e), "info") from None
         except ClassError as e:
             raise SessionError(str(e), "info") from None
 

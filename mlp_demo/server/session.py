@@ -26,7 +26,7 @@ from . import weights
 from .classes import Classes
 from .errors import SessionError
 from .jobs import LocalJobs
-from .limits import Busy, Limits, RunQueue
+from .limits import Busy, Guesses, Limits, RunQueue
 from .membership import Membership
 from .runs import Run, RunHistory, summary
 from .store import ModelStore
@@ -79,12 +79,13 @@ class LinkState:
 class Session:
     def __init__(self, visitor: str, queue: RunQueue, store: ModelStore, limits: Limits,
                  load_mnist: Callable[[], tuple], classes: Classes | None = None,
-                 jobs: LocalJobs | None = None):
+                 jobs: LocalJobs | None = None, guesses: Guesses | None = None,
+                 client: str | None = None):
         self.visitor, self.queue, self.store, self.limits = visitor, queue, store, limits
         self.jobs = jobs or LocalJobs()  # where runs train: this process, or a Ray cluster
         self.load_mnist = load_mnist  # -> (train_x, train_y, test_x, test_y), shared read-only
         self.history = RunHistory(limits.max_runs)
-        self.membership = Membership(visitor, classes, self.history)  # the classes it is in
+        self.membership = Membership(visitor, classes, self.history, guesses, client)
         self.examples: list[Example] = []
         self.chosen: str | None = None  # a label of choices(); None: the first (shipped) model
         self.trace: LiveTrace | None = None

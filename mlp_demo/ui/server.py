@@ -19,7 +19,7 @@ from mlp_demo.data import load_mnist
 from mlp_demo.server import db
 from mlp_demo.server.database import Database
 from mlp_demo.server.jobs import LocalJobs
-from mlp_demo.server.limits import Limits, RunQueue, configure_threads
+from mlp_demo.server.limits import Guesses, Limits, RunQueue, configure_threads
 from mlp_demo.server.records import Presence
 from mlp_demo.server.session import Session
 from mlp_demo.server.settings import Settings
@@ -116,11 +116,28 @@ def visitor_id() -> str:
     return uuid.uuid4().hex
 
 
+def client(visitor: str) -> str:
+    """Whose wrong class codes these are: the proxy's visitor (behind it every student has the
+    proxy's address), else the connection's address (a reload keeps it), else the tab."""
+    if st.context.cookies.get(VISITOR_COOKIE) == visitor:
+        return visitor
+    address = st.context.ip_address
+    return f"address {address}" if isinstance(address, str) and len(address) <= 64 else visitor
+
+
+@st.cache_resource(show_spinner=False)
+def guesses() -> Guesses:
+    """Wrong codes, counted for the whole process (limits.Guesses)."""
+    return Guesses()
+
+
 def session() -> Session:
     """This browser session's Session, made on its first run."""
     if "session" not in st.session_state:
-        st.session_state.session = Session(visitor_id(), run_queue(), model_store(), limits(),
-                                           lambda: mnist(settings().mnist_root), database().classes(), jobs())
+        visitor = visitor_id()
+        st.session_state.session = Session(visitor, run_queue(), model_store(), limits(),
+                                           lambda: mnist(settings().mnist_root), database().classes(),
+                                           jobs(), guesses(), client(visitor))
         kept = st.context.cookies.get(SEAT_COOKIE)
         if isinstance(kept, str) and 0 < len(kept) <= 120 and "." in kept:  # a reloaded student
             st.session_state.session.membership.resume(*kept.split(".", 1))
