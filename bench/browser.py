@@ -19,6 +19,7 @@ import math
 import os
 import re
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -56,12 +57,15 @@ def serve_app(env: dict):
                              "true"], cwd=REPO,
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    url, deadline = AppURL(f"http://127.0.0.1:{port}"), time.monotonic() + 60
+    scheme = "https" if env.get("STREAMLIT_SERVER_SSL_CERT_FILE") else "http"  # a self-signed one
+    url, deadline = AppURL(f"{scheme}://127.0.0.1:{port}"), time.monotonic() + 60
     url.pid, url.process = proc.pid, proc
+    unverified = ssl._create_unverified_context()
     try:
         while True:
             try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2,
+                                          context=unverified).read() == b"ok":
                     break
             except OSError:
                 pass

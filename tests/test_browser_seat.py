@@ -4,13 +4,14 @@ cross-site iframe as on a Space; a forged token joins nobody. And the Class sect
 student's own actions at once."""
 
 import json
+import subprocess
 
 import pytest
 import test_browser_board
 from test_browser_board import open_app, start_a_class
 from test_browser_lesson import set_lesson, slanted_stroke
 
-from bench.browser import BLANK_PAD, PAD_SELECTOR, body_has, draw, new_page
+from bench.browser import BLANK_PAD, PAD_SELECTOR, body_has, draw, serve_app
 
 from helpers import serve_page, shot
 
@@ -62,7 +63,7 @@ def test_a_student_who_reloads_is_the_same_student_under_the_lesson(browser, ser
     body_has(eve, "Join your class", 60_000)
     eve.locator(PAD_SELECTOR).wait_for()
     eve.wait_for_timeout(3_000)  # the browser's report has come and gone
-    assert "Your name on the board" not in eve.inner_text("body")
+    assert "Your name on the board:" not in eve.inner_text("body")
     assert students_joined(teacher) == "1"
 
     ana.get_by_role("button", name="Leave the class").click()
@@ -75,22 +76,48 @@ def test_a_student_who_reloads_is_the_same_student_under_the_lesson(browser, ser
     context.close()
 
 
-def test_a_student_who_reloads_inside_a_cross_site_iframe_is_the_same_student(browser, server):
-    """As on huggingface.co: the app (127.0.0.1) framed by a page of another site (localhost),
-    where the browser keeps the seat in the frame's own partition."""
-    join_link, _ = start_a_class(browser, server)
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory, tiny_root):
+    """The app over HTTPS (a self-signed certificate), as a Space serves it: only there does a
+    browser keep a cookie for a cross-site frame (Secure; SameSite=None; Partitioned)."""
+    folder = tmp_path_factory.mktemp("https")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    env = {"MNIST_ROOT": str(tiny_root), "MLP_DEMO_CHECKPOINTS": str(folder / "models"),
+           "MLP_DEMO_DATABASE_URL": f"sqlite:///{folder / 'classes.sqlite3'}",
+           "STREAMLIT_SERVER_SSL_CERT_FILE": str(cert), "STREAMLIT_SERVER_SSL_KEY_FILE": str(key)}
+    with serve_app(env) as url:
+        yield url
+
+
+def test_a_student_who_reloads_inside_a_cross_site_iframe_is_the_same_student(browser, https_server):
+    """As on huggingface.co: the app (https://127.0.0.1) framed by a page of another site
+    (localhost), in a browser that blocks third-party storage (Playwright's contexts do, as an
+    incognito window does): the partitioned cookie keeps the seat."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, ignore_https_errors=True)
+    teacher = context.new_page()
+    teacher.goto(https_server)
+    teacher.get_by_role("button", name="Start a class").click()
+    join_code = teacher.locator("[data-testid=stCode]", has_text="class=").first.inner_text().strip()
+    teacher.close()
+    join_link = https_server + "/?" + join_code.split("?", 1)[1]
     outer_url, outer = serve_page(f'<iframe src="{join_link}" style="width:1400px;height:2400px">'
                                   "</iframe>")
-    page = new_page(browser)
+    student = browser.new_context(viewport={"width": 1400, "height": 1000}, ignore_https_errors=True)
+    page = student.new_page()
     page.goto(outer_url)
     frame = page.frame_locator("iframe")
     frame.get_by_text(BLANK_PAD).wait_for(timeout=60_000)
     join(frame, "Bo")
+    frame.get_by_text("Your name on the board: Bo").wait_for(timeout=30_000)
     page.reload()
     frame = page.frame_locator("iframe")
     frame.get_by_text("Your name on the board: Bo").wait_for(timeout=60_000)
     assert frame.get_by_text("Join your class").count() == 0
-    page.close()
+    for each in (student, context):
+        each.close()
     outer.shutdown()
 
 

@@ -21,8 +21,8 @@ NONE_SHOWN = "–"  # a cell with no value: a projector's back row reads "None" 
 
 def setting_name(name: str) -> str:
     """A setting as the room says it: "learning rate", not "lr"."""
-    return {"width": "width (first layer)", "depth": "hidden layers",
-            "seconds": "seconds"}.get(name) or label(name).removeprefix("the ")
+    return {"width": "width (first layer)", "depth": "hidden layers", "seconds": "seconds",
+            "val_size": "validation images"}.get(name) or label(name).removeprefix("the ")
 
 
 def setting_value(entry: Entry, name: str):
@@ -85,7 +85,7 @@ def leaderboard_rows(board: Board) -> list[dict]:
     """One row per run, best first. Text cells: what a projector shows is what is read."""
     changed = {e.id: change_text(change, board)
                for change, members in groups(board).items() for e in members}
-    return [{"#": rank, "name": e.name, "test accuracy": percent(e.test_acc),
+    return [{"rank": rank, "name": e.name, "test accuracy": percent(e.test_acc),
              "class handwriting": (NONE_SHOWN if e.handwriting_acc is None else
                                    f"{e.handwriting_acc:.0%} of {e.handwriting_n}"),
              "validation accuracy": percent(e.val_acc), "time": f"{e.seconds:.1f} s",

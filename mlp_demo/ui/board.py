@@ -43,8 +43,8 @@ BIG_TYPE = """<style>
 .stMainBlockContainer { max-width: 1600px; }
 .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.35rem; }
 .stMainBlockContainer table th, .stMainBlockContainer table td { font-size: 1.35rem; line-height: 1.4; }
-.stMainBlockContainer [data-baseweb="select"] div { font-size: 1.35rem; }
-.board-join { font-size: 2.2rem; font-weight: 600; overflow-wrap: anywhere; }
+.stMainBlockContainer [data-baseweb="select"] * { font-size: 1.35rem !important; }
+.stMainBlockContainer p.board-join { font-size: 2.4rem; font-weight: 600; overflow-wrap: anywhere; }
 [data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3.2rem !important; }
 </style>"""
 
@@ -64,6 +64,9 @@ def board_page() -> None:
     if me.membership.classes is not None and key is not None:
         st.fragment(lesson_editor)(me, code[:40], key)  # never refreshed: that would close its lists
         st.fragment(run_every=HANDWRITING_REFRESH_S)(handwriting_sheet)(me, code[:40], key)
+    elif me.membership.classes is not None:  # the key lives in the tab, never in the address bar
+        st.caption("Teaching this class? The controls come with your teacher link: after a reload, "
+                   "open it again.")
     st.link_button("Back to the app", "./")
 
 
@@ -88,14 +91,14 @@ def board_view(me: Session, code: str) -> None:
         with st.container(key="board_leaders"):
             st.subheader("Leaderboard")
             rows = leaderboard_rows(shown)
-            st.table(rows[:LEADERBOARD_ROWS], hide_index=True)
+            st.table(as_cells(rows[:LEADERBOARD_ROWS]), hide_index=True)
             if len(rows) > LEADERBOARD_ROWS:
                 st.caption(f"The best {LEADERBOARD_ROWS} of {len(rows)} runs; the teacher's CSV "
                            "has them all.")
         with st.container(key="board_groups"):
             st.subheader("What each group changed" + (" from the lesson" if shown.lesson else
                                                       " from Default"))
-            st.table(group_rows(shown), hide_index=True)
+            st.table(as_cells(group_rows(shown)), hide_index=True)
         st.subheader("Everyone's validation curves")
         curves = [(f"{e.name} #{e.id}", e.curves.get("val_acc") or e.curves.get("test_acc") or [])
                   for e in shown.entries if e.kind == "training"]
@@ -104,6 +107,11 @@ def board_view(me: Session, code: str) -> None:
         one_run(me, shown)
     if key is not None:
         teacher_controls(me, board, key)
+
+
+def as_cells(rows: list[dict]) -> list[dict]:
+    """st.table reads a cell's text as Markdown: names are escaped to show exactly as typed."""
+    return [{k: server.as_text(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
 
 
 def counts(board: Board, teacher: bool = False) -> None:
