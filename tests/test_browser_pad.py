@@ -2,7 +2,10 @@
 has just started, is read; and Clear, a label, a model change and a teaching run's end all
 keep the one pad the visitor draws on."""
 
+import io
+
 import pytest
+from PIL import Image
 from test_browser_class import mnist_root
 
 from bench.browser import (
@@ -18,7 +21,7 @@ from bench.browser import (
     zero,
 )
 
-from helpers import prediction, shot
+from helpers import drawn, prediction, shot
 
 pytestmark = pytest.mark.browser
 FRESH_SERVERS = 10
@@ -143,6 +146,8 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
         body_has(page, BLANK_PAD, 60_000)
         page.get_by_role("button", name="Train", exact=True).and_(
             page.locator("button:enabled")).wait_for(timeout=60_000)
+        lr = page.locator("[data-testid=stSidebar] .st-key-hp_lr input")  # the Default preset's,
+        assert lr.get_attribute("aria-valuetext") == "0.003"  # not a slider's minimum
         page.locator("body").focus()
         for _ in range(150):  # Tab, as a keyboard user moves through the page (the sidebar first)
             page.keyboard.press("Tab")
@@ -160,4 +165,45 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
         page.wait_for_function("() => document.querySelector('.mlp-pad .announce')"
                                ".innerText.startsWith('The network reads 7')", timeout=10_000)
         body_has(page, "Why this prediction", 30_000)  # and by the server
+
+        label = page.locator(".st-key-label_7 button")  # the label buttons, from the keyboard
+        tab_to(page, lambda: label.evaluate("b => b === document.activeElement"))
+        page.keyboard.press("Enter")
+        body_has(page, "Added as a 7", 30_000)
+
+        paper = io.BytesIO()  # a photo of a 7 written on paper: uploaded, read like a drawing
+        Image.fromarray(255 - drawn("7", box=(300, 200, 700, 900), width=60, size=1000)).save(paper, "PNG")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+            files=[{"name": "seven.png", "mimeType": "image/png", "buffer": paper.getvalue()}])
+        body_has(page, "The image is on the pad", 30_000)
+        page.wait_for_function("() => document.querySelector('.mlp-pad .announce')"
+                               ".innerText.startsWith('The network reads 7')", timeout=30_000)
+
+        train = page.get_by_role("button", name="Train", exact=True)
+        tab_to(page, lambda: train.evaluate("b => b === document.activeElement"))
+        page.keyboard.press("Enter")  # Enter presses Train...
+        stop = page.get_by_role("button", name="Stop", exact=True).and_(page.locator("button:enabled"))
+        stop.wait_for(timeout=60_000)
+        tab_to(page, lambda: stop.evaluate("b => b === document.activeElement"))
+        page.keyboard.press("Enter")  # ...and Stop
+        train.and_(page.locator("button:enabled")).wait_for(timeout=60_000)
+
+        model = page.get_by_role("combobox", name="Model", exact=True)  # the model picker
+        tab_to(page, lambda: model.evaluate("b => b === document.activeElement"))
+        page.keyboard.press("ArrowDown")  # opens the list
+        page.get_by_role("listbox").wait_for(timeout=10_000)
+        page.keyboard.type("Shipped")  # the list filters as one types
+        page.get_by_role("option", name="Shipped model", exact=False).wait_for(timeout=10_000)
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => (document.querySelector('.st-key-model_choice input') || {})"
+                               ".value?.startsWith('Shipped model')", timeout=30_000)
         page.close()
+
+
+def tab_to(page, focused, presses: int = 300) -> None:
+    """Press Tab, as a keyboard user moves through the page, until focused() holds."""
+    for _ in range(presses):
+        if focused():
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError("Tab never reached it")

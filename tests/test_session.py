@@ -403,9 +403,8 @@ def test_a_reloaded_tab_takes_its_seat_back_under_the_lesson_and_a_forged_seat_j
     session.membership.classes = class_db
     new = class_db.create()
     class_db.set_lesson(new.code, new.teacher_key, read_lesson({"lr": "0.01"}, [], session.limits))
+    assert session.membership.for_browser() == {}  # no word: a fresh tab wipes no kept seat
     session.membership.join(new.code, "Ana")
-    assert session.membership.for_browser() == {}  # not before the browser said what it keeps
-    session.membership.from_browser(None)
     kept = session.membership.for_browser()["keep"]
     assert kept == {"code": new.code, "token": session.membership.seat.token}
 
@@ -421,11 +420,13 @@ def test_a_reloaded_tab_takes_its_seat_back_under_the_lesson_and_a_forged_seat_j
     stranger = Session("visitor-stranger", session.queue, session.store, session.limits,
                        session.load_mnist, class_db)
     forged = kept["token"][:-1] + ("A" if kept["token"][-1] != "A" else "B")
-    for seat in ({"code": new.code, "token": forged}, {"code": new.code, "token": "x" * 10_000},
-                 {"code": new.code, "token": ["not", "text"]}, {"code": "'; DROP", "token": forged},
-                 "garbage", {"code": new.code}):
+    stranger.membership.from_cookie(f"{new.code}.{forged}")
+    for seat in ({"code": new.code, "token": "x" * 10_000}, {"code": new.code, "token": ["no"]},
+                 {"code": "'; DROP", "token": forged}, "garbage", {"code": new.code}):
         stranger.membership.from_browser(seat)
+        stranger.membership.from_browser(seat)  # the same report again is not another guess
         assert stranger.membership.seat is None
+    assert stranger.membership.for_browser() == {"keep": None}  # the browser forgets it
     assert class_db.board(new.code).students == 1
     with pytest.raises(SessionError, match="Too many tries"):  # forged seats count as guesses
         stranger.membership.join(new.code, "Eve")
@@ -460,3 +461,40 @@ def test_wrong_codes_count_per_client_across_reloads_and_on_the_board_view(sessi
     assert "as Ann" in tab("address 10.0.0.2").membership.join(real.code, "Ann")
     now[0] = 61.0  # a minute later
     assert again.membership.board(real.code).code == real.code
+
+
+def test_an_uploaded_photo_of_a_digit_goes_on_the_pad_and_a_hostile_file_is_refused(session):
+    """The other way to give the network a digit without drawing (issue 32): a dark 7 written on
+    light paper, as a JPEG, is read as a 7 by the shipped model, like a drawing."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from mlp_demo.drawing import predict_field
+    paper = Image.fromarray(255 - drawn("7", box=(300, 200, 700, 900), width=60, size=1000))
+    photo = io.BytesIO()
+    paper.convert("RGB").save(photo, "JPEG", quality=85)
+    assert "on the pad" in session.upload_digit(photo.getvalue())
+    shown = session.test_digit
+    field = np.asarray(shown["field"], dtype=np.float32).reshape(28, 28)
+    assert predict_field(session.model(), field).argmax() == 7
+    assert np.allclose(field, preprocess(np.asarray(paper)), atol=0.02)  # as a drawing would be
+
+    def png_declaring(width, height):  # a small valid PNG whose header declares a huge image
+        small = io.BytesIO()
+        Image.new("L", (10, 10), 0).save(small, "PNG")
+        data = bytearray(small.getvalue())
+        data[16:24] = struct.pack(">II", width, height)
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+        return bytes(data)
+    blank = io.BytesIO()
+    Image.new("L", (50, 50), 255).save(blank, "PNG")
+    for data, said in ((png_declaring(60_000, 60_000), "more pixels than 4096x4096"),
+                       (png_declaring(5_000, 100), "5000x100 pixels"),
+                       (b"x" * (9 * 2**20), "at most 8 MB"), (b"%PDF-1.4 not an image", "not a PNG"),
+                       (b"", "empty"), (blank.getvalue(), "No digit was found")):
+        with pytest.raises(SessionError, match=said):
+            session.upload_digit(data)
+    assert session.test_digit is shown  # nothing replaced it

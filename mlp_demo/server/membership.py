@@ -56,7 +56,8 @@ class Membership:
         self.classes = classes  # None while the database cannot be opened
         self.seat: Seat | None = None
         self.teacher_keys: dict[str, str] = {}  # class code -> its teacher key, for this tab
-        self.browser_reported = False  # the browser has said which seat it keeps, if any
+        self.forget_kept = False  # the browser's kept seat is gone (left, or no longer valid)
+        self._kept_seen = None
 
     def __repr__(self) -> str:
         return f"Membership(seat={self.seat and self.seat.code}, teaches={list(self.teacher_keys)})"
@@ -79,6 +80,7 @@ class Membership:
         except ClassError as e:
             raise SessionError(str(e)) from None
         self.seat = Seat(normalise_code(code), given, self.history.counter, token=token)
+        self.forget_kept = False
         return (f"You are on the board of class {self.seat.code} as {given}: every run you "
                 "finish in this tab from now on goes on it.")
 
@@ -110,21 +112,32 @@ class Membership:
         return True
 
     def from_browser(self, kept) -> None:
-        """What the browser keeps ({"code", "token"}, or None): taken back if this tab has no seat."""
-        self.browser_reported = True
-        if isinstance(kept, dict) and isinstance(kept.get("code"), str):
-            self.resume(kept["code"][:40], kept.get("token"))
+        """A seat the browser kept ({"code", "token"}): taken back if this tab has none; one that
+        cannot be taken back is forgotten by the browser too."""
+        if self.seat is not None or kept == self._kept_seen:  # each kept seat is tried once
+            return
+        self._kept_seen = kept
+        if not (isinstance(kept, dict) and isinstance(kept.get("code"), str)
+                and self.resume(kept["code"][:40], kept.get("token"))):
+            self.forget_kept = True
+
+    def from_cookie(self, text) -> None:
+        """The seat cookie ("CODE.TOKEN"), read on a reloaded tab's first run, before any widget."""
+        if isinstance(text, str) and 0 < len(text) <= 120 and "." in text:
+            code, token = text.split(".", 1)
+            self.from_browser({"code": code, "token": token})
 
     def for_browser(self) -> dict:
-        """What the browser should keep: this tab's seat, or nothing once it left. Said only
-        after the browser reported its own, so a fresh tab never wipes a kept seat."""
-        if not self.browser_reported:
-            return {}
+        """What the browser should keep: this tab's seat; nothing once it left (or its kept seat
+        was refused); else no word, so that a fresh tab never wipes a seat kept for a reload."""
         seat = self.seat
-        return {"keep": {"code": seat.code, "token": seat.token} if seat and seat.token else None}
+        if seat is not None and seat.token:
+            return {"keep": {"code": seat.code, "token": seat.token}}
+        return {"keep": None} if self.forget_kept else {}
 
     def leave(self) -> None:
         self.seat = None
+        self.forget_kept = True
 
     def lesson(self) -> tuple[Lesson, dict]:
         """The class's lesson, read afresh (the teacher may change it mid-class), and the Default

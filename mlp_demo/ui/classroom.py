@@ -54,10 +54,10 @@ def keep_seat(me: Session) -> None:
     """Tell the browser which seat to keep, and take back the seat it kept after a reload. A
     seat taken back reruns the page, so the sidebar is drawn again under the class's lesson."""
     member = me.membership
-    result = _seat(key="seat", data=member.for_browser(), default={"kept": False},
+    result = _seat(key="seat", data=member.for_browser(), default={"kept": None},
                    on_kept_change=lambda: None)
     kept = result.get("kept")
-    if kept is not False and not member.browser_reported:
+    if kept and member.seat is None:
         member.from_browser(kept)
         if member.seat is not None:
             st.rerun()

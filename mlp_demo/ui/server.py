@@ -138,9 +138,7 @@ def session() -> Session:
         st.session_state.session = Session(visitor, run_queue(), model_store(), limits(),
                                            lambda: mnist(settings().mnist_root), database().classes(),
                                            jobs(), guesses(), client(visitor))
-        kept = st.context.cookies.get(SEAT_COOKIE)
-        if isinstance(kept, str) and 0 < len(kept) <= 120 and "." in kept:  # a reloaded student
-            st.session_state.session.membership.resume(*kept.split(".", 1))
+        st.session_state.session.membership.from_cookie(st.context.cookies.get(SEAT_COOKIE))
     me = st.session_state.session
     if me.membership.classes is None:  # the database was down when the tab opened
         me.membership.classes = database().classes()

@@ -27,13 +27,20 @@ def apply_config(config: TrainConfig) -> None:
 
 
 def apply_values(values: dict) -> None:
+    for key, value in widget_values(values).items():
+        st.session_state[key] = value
+
+
+def widget_values(values: dict) -> dict:
+    """Settings -> the sidebar widgets' keys and values (the hidden layers are a count and widths)."""
+    found = {}
     for name, value in values.items():
         if name == "hidden":
-            st.session_state[hp("layers")] = len(value)
-            for i, width in enumerate(value):
-                st.session_state[hp(f"width_{i}")] = width
+            found[hp("layers")] = len(value)
+            found.update({hp(f"width_{i}"): width for i, width in enumerate(value)})
         else:
-            st.session_state[hp(name)] = value
+            found[hp(name)] = value
+    return found
 
 
 def on_preset() -> None:
@@ -75,13 +82,13 @@ def apply_lesson(me: Session) -> tuple[Lesson, dict]:
 
 def sidebar(me: Session, limits: Limits, device_choices: list[str]) -> None:
     """Every hyperparameter, grouped. The title was drawn in the first paint (app.py)."""
-    if hp("epochs") not in st.session_state:
-        apply_config(PRESETS["default"])
-    # Streamlit can drop a widget's state around fragment reruns (seen in Chromium: selectboxes
-    # fell back to their first option); a plain copy of the settings puts them back.
+    # Streamlit can drop a widget's state around reruns (seen in Chromium: selectboxes fell back
+    # to their first option, sliders to their minimum when a rerun came during the page's first
+    # run); a plain copy of the settings puts each back, else the Default preset's value.
     for key, value in me.link.settings.items():
-        if key not in st.session_state:
-            st.session_state[key] = value
+        st.session_state.setdefault(key, value)
+    for key, value in widget_values(PRESETS["default"].to_dict()).items():
+        st.session_state.setdefault(key, value)
     lesson, defaults = apply_lesson(me)
     bar, server = st.sidebar, limits.help()
     if lesson:

@@ -2,7 +2,8 @@
 // tab: the class code and a random token the server issued for that class alone. Kept in
 // localStorage, and in a cookie that the server reads on a reloaded page's very first run (so
 // the lesson is in force before any widget is drawn). The server says what to keep ("keep":
-// the seat, or null once the student left); this reports what is kept, once per change.
+// the seat, or null to forget it); this reports a kept seat the server did not name, once: only
+// then does the page run again (a rerun during a page's first run can cost widgets their state).
 
 const KEY = "mlp_demo.seat";
 const COOKIE = "mlp_demo_seat";
@@ -37,12 +38,11 @@ function keep(seat) {
 
 export default function (component) {
   const { parentElement, data, setStateValue } = component;
-  if (data && "keep" in data && JSON.stringify(stored()) !== JSON.stringify(data.keep || null)) {
-    keep(data.keep || null);
-  }
+  const told = data && "keep" in data ? data.keep || null : undefined;
+  if (told !== undefined && JSON.stringify(stored()) !== JSON.stringify(told)) keep(told);
   const seat = stored();
   const text = JSON.stringify(seat);
-  if (reported.get(parentElement) !== text) {
+  if (seat && text !== JSON.stringify(told) && reported.get(parentElement) !== text) {
     reported.set(parentElement, text);
     setStateValue("kept", seat);
   }
