@@ -445,3 +445,25 @@ def test_what_each_group_changed_is_measured_from_the_lesson_and_said_in_words(c
     classes.set_lesson(new.code, new.teacher_key, read_lesson({}, [], Limits()))
     board = classes.board(new.code)
     assert {r["changed"] for r in group_rows(board)} == {"epochs, learning rate", "learning rate"}
+
+
+def test_a_closed_class_leaves_nothing_in_the_process(classes):
+    """Issue 34's memory: a class's cached board and handwriting set go when it closes."""
+    new, other = classes.create(), classes.create()
+    for code in (new.code, other.code):
+        classes.join(code, "a", "Ana")
+        classes.contribute(code, "a", [bytes(784)] * 3, [1, 2, 3])
+        classes.board(code), classes.board(code, include_hidden=True), classes.handwriting_set(code)
+    assert len(classes._boards) == 6
+    classes.close(new.code, new.teacher_key)
+    assert len(classes._boards) == 3 and classes.board(other.code).handwriting_n == 3
+
+
+def test_a_link_value_the_lesson_replaces_gets_a_line_naming_the_setting():
+    lesson = read_lesson({"lr": "0.01"}, ["optimizer"], Limits())
+    defaults = TrainConfig().to_dict()
+    lines = lesson.overrides({"lr": 0.1, "optimizer": "sgd", "epochs": 9}, defaults)
+    assert sorted(lines) == [
+        "your class's lesson fixes the learning rate at 0.01, so the link's 0.1 is not used",
+        "your class's lesson fixes the optimizer at adam, so the link's sgd is not used"]
+    assert lesson.overrides({"lr": 0.01, "epochs": 9}, defaults) == []  # the same value: no notice

@@ -100,3 +100,56 @@ def test_a_silent_database_fails_calls_while_it_is_silent_and_recovers(silent_db
         assert time.monotonic() < deadline, found
         time.sleep(0.5)
     assert found.code == new.code
+
+
+def test_a_page_run_while_the_database_is_silent_finishes_and_the_run_is_posted_after(
+        postgres_server, monkeypatch, tiny_root, tmp_path):
+    """The app itself (AppTest) on a database behind the proxy: a student in a class trains;
+    the database goes silent; page runs finish and say so while it is still silent, and the run
+    that finished meanwhile is on the board once it answers."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from test_app import APP, button, set_tiny_run, wait_until_done
+
+    monkeypatch.setattr(db, "QUIET_AFTER_SILENCE_S", 3.0)
+    parts = urlsplit(postgres_server)
+    proxy = SilentProxy(parts.hostname, parts.port)
+    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("MLP_DEMO_DATABASE_URL", urlunsplit(parts._replace(netloc=netloc)))
+    monkeypatch.setenv("MNIST_ROOT", str(tiny_root))
+    monkeypatch.setenv("MLP_DEMO_CHECKPOINTS", str(tmp_path))
+    st.cache_resource.clear()
+    try:
+        student = AppTest.from_file(APP, default_timeout=60).run()
+        button(student, "Start a class").click().run()
+        (code, _), = student.session_state["session"].membership.teacher_keys.items()
+        student.text_input(key="class_code").input(code)
+        student.text_input(key="class_name").input("Ana")
+        next(b for b in student.button if b.label == "Join").click().run()
+        set_tiny_run(student)
+        proxy.silence()
+        silence_ends = time.monotonic() + SILENCE_S
+        button(student, "Train").click()
+        within(SILENCE_S / 2, student.run)  # the page run finishes while the database is silent
+        wait_until_done(student)
+        kind, _ = within(SILENCE_S / 2, student.run)
+        assert kind == "ok" and not student.exception
+        said = [m.value for m in (*student.info, *student.error, *student.warning)]
+        assert any("database is not answering" in m for m in said), said
+        assert time.monotonic() < silence_ends  # all of it while the database was still silent
+        proxy.speak()
+        classes = student.session_state["session"].membership.classes
+        deadline = time.monotonic() + 90
+        while True:  # the page's heartbeat posts it, once the quiet period is over
+            student.run()
+            try:
+                if classes.board(code).entries:
+                    break
+            except ClassError:
+                pass
+            assert time.monotonic() < deadline, "the run never reached the board"
+            time.sleep(1)
+        assert [e.name for e in classes.board(code).entries] == ["Ana"]
+    finally:
+        proxy.speak()
+        st.cache_resource.clear()

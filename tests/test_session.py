@@ -461,6 +461,12 @@ def test_wrong_codes_count_per_client_across_reloads_and_on_the_board_view(sessi
     assert "as Ann" in tab("address 10.0.0.2").membership.join(real.code, "Ann")
     now[0] = 61.0  # a minute later
     assert again.membership.board(real.code).code == real.code
+    crowd = Guesses(server_tries=6, clock=lambda: now[0])  # many clients guessing together
+    for i in range(6):
+        crowd.failed(f"address 10.1.0.{i}")
+    assert not crowd.allowed("address 10.1.0.99")  # the server's cap, for a minute
+    now[0] += 60
+    assert crowd.allowed("address 10.1.0.99")
 
 
 def test_an_uploaded_photo_of_a_digit_goes_on_the_pad_and_a_hostile_file_is_refused(session):

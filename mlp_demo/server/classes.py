@@ -236,7 +236,20 @@ class Classes:
     def close(self, code: str, key: str) -> None:
         """The class and everything in it are deleted; its code no longer answers."""
         with self._write() as conn:
-            self._delete_class(conn, self._teacher_class(conn, code, key).id)
+            class_id = self._teacher_class(conn, code, key).id
+            self._delete_class(conn, class_id)
+        with self._lock:  # and this process's copies of its board and handwriting go too
+            for cached in [k for k in self._boards if class_id in k[:2]]:
+                del self._boards[cached]
+
+    def _remember(self, key: tuple, value: tuple) -> None:
+        """Keep a class's board or handwriting set until it changes; a class that closed or
+        expired elsewhere is forgotten by age: at most three entries per live class are kept."""
+        with self._lock:
+            self._boards.pop(key, None)
+            self._boards[key] = value  # the newest last
+            while len(self._boards) > 3 * self.limits.max_classes:
+                del self._boards[next(iter(self._boards))]
 
     def to_csv(self, code: str, key: str) -> str:
         if not self.is_teacher(code, key):
@@ -464,8 +477,7 @@ class Classes:
                 kept = [r for r in rows if len(r.image) == IMAGE_BYTES and 0 <= r.label <= 9]
                 cached = (row.revision, HandwritingSet(b"".join(bytes(r.image) for r in kept),
                                                        [r.label for r in kept]))
-                with self._lock:
-                    self._boards[key] = cached
+                self._remember(key, cached)
         return cached[1]
 
     # -- the board
@@ -484,10 +496,7 @@ class Classes:
                 cached = self._boards.get(key)
             if cached is None or cached[0] != row.revision:
                 cached = (row.revision, *self._read_board(conn, row, include_hidden))
-                with self._lock:
-                    self._boards[key] = cached
-                    while len(self._boards) > 4 * self.limits.max_classes:
-                        self._boards.pop(next(iter(self._boards)))
+                self._remember(key, cached)
         _, students, handwriting_n, rows = cached
         return Board(canonical, students, bool(row.locked), json.loads(row.defaults), [
             Entry(*fields, mine=visitor is not None and owner == visitor) for owner, fields in rows],

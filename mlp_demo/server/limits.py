@@ -126,21 +126,27 @@ def configure_threads() -> int:
 class Guesses:
     """Wrong class codes (and forged seat tokens), counted per client for this whole server
     process: a reload does not start a client's count again, and the board view counts too. A
-    client is the hall proxy's visitor cookie, else the connection's address, else the tab."""
+    client is the hall proxy's visitor cookie, else the connection's address, else the tab. A cap
+    for the whole server stops many clients guessing together (a 44-bit code space needs
+    billions of guesses; this allows a few hundred a minute)."""
 
-    def __init__(self, tries: int = 5, window_s: float = 60.0, max_clients: int = 10_000,
-                 clock=time.monotonic):
+    def __init__(self, tries: int = 5, window_s: float = 60.0, server_tries: int = 300,
+                 max_clients: int = 10_000, clock=time.monotonic):
         self.tries, self.window_s, self.max_clients, self.clock = tries, window_s, max_clients, clock
         self.lock = threading.Lock()
         self.wrong: dict[str, deque] = {}
+        self.everyone: deque = deque(maxlen=server_tries)
 
     def allowed(self, client: str) -> bool:
         with self.lock:
             recent = self._recent(client)
-            return recent is None or len(recent) < self.tries
+            server_full = (len(self.everyone) == self.everyone.maxlen
+                           and self.clock() - self.everyone[0] < self.window_s)
+            return not server_full and (recent is None or len(recent) < self.tries)
 
     def failed(self, client: str) -> None:
         with self.lock:
+            self.everyone.append(self.clock())
             recent = self._recent(client)
             if recent is None:
                 if len(self.wrong) >= self.max_clients:  # bounded: the oldest count goes
