@@ -152,3 +152,20 @@ def test_the_package_never_imports_streamlit():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def environment_readers(root=REPO) -> list[str]:
+    """Modules of the package that touch os.environ or os.getenv."""
+    found = []
+    for path in (root / "mlp_demo").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
+                found.append(module_name(path, root))
+                break
+    return sorted(found)
+
+
+def test_every_environment_variable_is_read_in_one_module(copy_of_the_house):
+    assert environment_readers() == ["mlp_demo.server.settings"]
+    plant(copy_of_the_house, "mlp_demo/data.py", "import os; os.environ.get('MNIST_ROOT')")
+    assert environment_readers(copy_of_the_house) == ["mlp_demo.data", "mlp_demo.server.settings"]
