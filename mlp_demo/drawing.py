@@ -31,10 +31,6 @@ MAX_DRAWING_SIDE = 3 * 280
 # A PNG can't be bigger than its raw RGBA pixels plus chunk overhead; deflate only shrinks.
 MAX_DRAWING_BYTES = MAX_DRAWING_SIDE**2 * 4 + MAX_DRAWING_SIDE + 64 * 2**10
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# An uploaded photo of a digit: a phone's photo fits; the pixels are checked before decoding.
-MAX_IMAGE_BYTES = 8 * 2**20
-MAX_IMAGE_SIDE = 4096
-IMAGE_FORMATS = ["PNG", "JPEG", "GIF", "WEBP", "BMP"]
 
 
 class DrawingRefused(ValueError):
@@ -72,33 +68,6 @@ def read_drawing(data_url: str | None) -> np.ndarray | None:
         if isinstance(e, DrawingRefused):
             raise
         raise DrawingRefused("the drawing could not be decoded") from None
-
-
-def read_image(data: bytes) -> np.ndarray:
-    """An uploaded photo or scan of a digit (untrusted bytes) -> a greyscale or RGBA array. The
-    byte count, then the format and the size the file declares, are checked before any pixel is
-    decoded (a small file can declare a huge image)."""
-    if not isinstance(data, bytes) or not data:
-        raise DrawingRefused("the file is empty")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise DrawingRefused(f"the image is {len(data) / 2**20:.1f} MB; at most "
-                             f"{MAX_IMAGE_BYTES // 2**20} MB")
-    try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
-            width, height = im.size
-            if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
-                raise DrawingRefused(f"the image is {width}x{height} pixels; at most "
-                                     f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}")
-            im.seek(0)  # an animation's first frame
-            return np.asarray(im.convert("RGBA" if "A" in im.getbands() else "L"))
-    except DrawingRefused:
-        raise
-    except Image.DecompressionBombError:  # Pillow's own check, at open: the size it declares
-        raise DrawingRefused("the image declares more pixels than "
-                             f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}") from None
-    except (OSError, ValueError, SyntaxError):
-        raise DrawingRefused("the file is not a PNG, JPEG, GIF, WebP or BMP image that can be "
-                             "read") from None
 
 
 def read_field(values) -> np.ndarray | None:

@@ -171,13 +171,22 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
         page.keyboard.press("Enter")
         body_has(page, "Added as a 7", 30_000)
 
-        paper = io.BytesIO()  # a photo of a 7 written on paper: uploaded, read like a drawing
-        Image.fromarray(255 - drawn("7", box=(300, 200, 700, 900), width=60, size=1000)).save(paper, "PNG")
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
-            files=[{"name": "seven.png", "mimeType": "image/png", "buffer": paper.getvalue()}])
-        body_has(page, "The image is on the pad", 30_000)
+        paper = io.BytesIO()  # a photo of a 7 written on paper, read in the browser like a drawing
+        Image.fromarray(255 - drawn("7", box=(300, 200, 700, 900), width=60, size=1000)).save(paper, "JPEG")
+        photo_button = page.locator(".mlp-pad button.photo")
+        tab_to(page, lambda: photo_button.evaluate("b => b === document.activeElement"))
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")  # the Photo… button opens the file chooser
+        chooser.value.set_files(files=[{"name": "seven.jpg", "mimeType": "image/jpeg",
+                                        "buffer": paper.getvalue()}])
+        body_has(page, "The photo is on the pad", 30_000)
         page.wait_for_function("() => document.querySelector('.mlp-pad .announce')"
                                ".innerText.startsWith('The network reads 7')", timeout=30_000)
+        for name, data, said in (("notes.pdf", b"%PDF-1.4 not an image", "not a PNG, JPEG"),
+                                 ("white.png", blank_png(), "No digit was found")):
+            page.locator(".mlp-pad input.photo-file").set_input_files(
+                files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+            body_has(page, said, 30_000)
 
         train = page.get_by_role("button", name="Train", exact=True)
         tab_to(page, lambda: train.evaluate("b => b === document.activeElement"))
@@ -198,6 +207,12 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
         page.wait_for_function("() => (document.querySelector('.st-key-model_choice input') || {})"
                                ".value?.startsWith('Shipped model')", timeout=30_000)
         page.close()
+
+
+def blank_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(out, "PNG")
+    return out.getvalue()
 
 
 def tab_to(page, focused, presses: int = 300) -> None:

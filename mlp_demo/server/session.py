@@ -18,15 +18,7 @@ import torch
 from ..checkpoints import CheckpointError, CheckpointInfo, to_bytes
 from ..config import TrainConfig
 from ..data import DataMissing, normalize
-from ..drawing import (
-    DrawingRefused,
-    predict_field,
-    predict_steps,
-    preprocess,
-    read_drawing,
-    read_field,
-    read_image,
-)
+from ..drawing import DrawingRefused, predict_field, predict_steps, read_drawing, read_field
 from ..examples import read_zip
 from ..insight import predict_all
 from ..teach import MAX_EXAMPLES, TeachConfig
@@ -106,7 +98,6 @@ class Session:
         self._choices: tuple = (None, (), {})  # (the listing, the runs, label -> source)
         self._browser_weights: tuple = ((None, False), None, 0.0)  # (run, active), URL, when
         self.test_picks = 0
-        self.digit_uploads = 0  # a new digit-image uploader after each upload
         self.test_digit: dict | None = None  # an MNIST test image for the pad to show and read
 
     def __repr__(self) -> str:
@@ -382,20 +373,6 @@ class Session:
         self.test_picks += 1
         image = test_x[which[(self.test_picks * 7919) % len(which)]]  # a different one each time
         self.test_digit = {"field": (image.float() / 255).flatten().tolist(), "n": self.test_picks}
-
-    def upload_digit(self, data: bytes) -> str:
-        """Put an uploaded photo or scan of a digit on the pad (the other way to give the network a
-        digit without drawing): preprocessed as a drawing is, then shown and read like one."""
-        try:
-            field = preprocess(read_image(data))
-        except DrawingRefused as e:
-            raise SessionError(f"This image was not read: {e}.") from None
-        if field is None:
-            raise SessionError("No digit was found in this image: a dark digit on a light "
-                               "background (or the reverse), filling most of the picture, works best.")
-        self.test_picks += 1
-        self.test_digit = {"field": field.astype(float).flatten().tolist(), "n": self.test_picks}
-        return "The image is on the pad, as the network sees it: the prediction is beside it."
 
     def predict(self, drawing_url: str | None) -> Prediction | None:
         """What the chosen model reads in an image (a PNG data URL, untrusted): None for none;

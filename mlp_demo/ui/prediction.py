@@ -39,25 +39,13 @@ def pick_test_digit(me: Session) -> None:
         me.pick_test_digit(picked)
 
 
-@user_action("prediction", "Not read: ")
-def upload_digit(me: Session) -> None:
-    upload = st.session_state.get(f"digit_image_{me.digit_uploads}")
-    me.digit_uploads += 1  # a fresh uploader: the same file can be chosen again
-    if upload is not None:
-        me.say("prediction", "success", me.upload_digit(upload.getvalue()))
-
-
 def test_digit_picker(me: Session) -> None:
-    """Ways to give the network a digit without drawing: one of MNIST's test images, or a
-    photo or scan of one's own."""
+    """A way to give the network a digit without drawing: one of MNIST's test images (the pad's
+    Photo… button is the other: a photo of one's own, read in the browser)."""
     st.selectbox("Or pick a test digit (no drawing needed)", list(range(10)), index=None,
                  key="test_digit", on_change=pick_test_digit, placeholder="a digit from MNIST's test set",
                  help="Shows one of MNIST's 10,000 test images of that digit on the pad, and the "
                       "network reads it like a drawing. Pick the same digit again for another.")
-    st.file_uploader("Or upload a photo of a digit", type=["png", "jpg", "jpeg", "gif", "webp", "bmp"],
-                     key=f"digit_image_{me.digit_uploads}", on_change=upload_digit,
-                     help="A digit written on paper: it is cropped, centred and scaled the MNIST "
-                          "way, put on the pad and read like a drawing.")
 
 
 def refresh_seconds(me: Session) -> float | None:

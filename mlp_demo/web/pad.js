@@ -8,6 +8,8 @@
 // This file is appended to pipeline.js: the two make one module (read, readCheckpoint, FIELD).
 
 const SIZE = 280;
+const MAX_PHOTO_BYTES = 8 * 2 ** 20;
+const PHOTO_SIDE = 560;  // a photo is read at most this large: a phone's 12 MP is no sharper a 28x28
 const BLANK_TEXT = "Draw a digit on the black pad: the prediction appears as you draw.";
 const pads = new WeakMap();  // the component's root -> its pad, across renders
 
@@ -46,7 +48,7 @@ export function createPad(element) {
   const brush = $("input.brush"), bars = $(".bars"), predictionText = $(".prediction");
   const confidence = $(".confidence"), live = $(".announce"), note = $(".note");
   const strokes = [];
-  let backdrop = null, shownPick = null;  // a picked test image under the strokes
+  let backdrop = null, shownPick = null, photos = 0;  // a picked test image under the strokes
   let current = null, model = null, modelUrl = null, send = () => {}, frame = 0, lastDigit = null;
   const timings = [];  // ms per update, for bench.browser (window.__padTimings)
 
@@ -161,6 +163,40 @@ export function createPad(element) {
     penUp();
   });
   $("button.clear").addEventListener("click", () => { strokes.length = 0; backdrop = null; paint(); penUp(); });
+  const photo = $("input.photo-file");
+  $("button.photo").setAttribute("aria-label", "Upload a photo of a digit (no drawing needed)");
+  $("button.photo").addEventListener("click", () => photo.click());
+  photo.addEventListener("change", async () => {
+    const file = photo.files[0];
+    photo.value = "";  // the same file can be chosen again
+    if (file) note.textContent = await readPhoto(file);
+  });
+
+  /** A photo or scan of a digit, read in this browser (nothing is uploaded): preprocessed the
+   * MNIST way as a drawing is, then put on the pad like a test digit. Returns what to say. */
+  async function readPhoto(file) {
+    if (file.size > MAX_PHOTO_BYTES) return `This photo is ${(file.size / 2 ** 20).toFixed(1)} MB; at most 8 MB.`;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file);
+    } catch (error) {
+      return "This file is not a PNG, JPEG, GIF, WebP or BMP image the browser can read.";
+    }
+    const scale = Math.min(1, PHOTO_SIDE / Math.max(bitmap.width, bitmap.height));  // enough to read
+    const w = Math.max(1, Math.round(bitmap.width * scale)), h = Math.max(1, Math.round(bitmap.height * scale));
+    const work = document.createElement("canvas");
+    work.width = w;
+    work.height = h;
+    const workCtx = work.getContext("2d", { willReadFrequently: true });
+    workCtx.fillStyle = "#fff";  // a transparent background reads as paper
+    workCtx.fillRect(0, 0, w, h);
+    workCtx.drawImage(bitmap, 0, 0, w, h);
+    bitmap.close();
+    const steps = preprocessSteps(toInk(workCtx.getImageData(0, 0, w, h).data, w, h));
+    if (!steps) return "No digit was found in this photo: a dark digit on light paper (or the reverse), filling most of it, works best.";
+    showPick({ field: Array.from(steps.centred.data), n: `photo ${++photos}` });
+    return "The photo is on the pad, as the network sees it.";
+  }
 
   function showPick(pick) {  // an MNIST test image, enlarged onto the pad, read like a drawing
     const small = document.createElement("canvas");
