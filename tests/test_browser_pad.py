@@ -184,9 +184,11 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
                                ".innerText.startsWith('The network reads 7')", timeout=30_000)
         for name, data, said in (("notes.pdf", b"%PDF-1.4 not an image", "not a PNG, JPEG"),
                                  ("white.png", blank_png(), "No digit was found")):
-            page.locator(".mlp-pad input.photo-file").set_input_files(
-                files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+            with page.expect_file_chooser() as chooser:
+                photo_button.click()
+            chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
             body_has(page, said, 30_000)
+        assert page.locator(".mlp-pad input").count() == 1  # the brush: no file input in the page
 
         train = page.get_by_role("button", name="Train", exact=True)
         tab_to(page, lambda: train.evaluate("b => b === document.activeElement"))

@@ -163,13 +163,17 @@ export function createPad(element) {
     penUp();
   });
   $("button.clear").addEventListener("click", () => { strokes.length = 0; backdrop = null; paint(); penUp(); });
-  const photo = $("input.photo-file");
   $("button.photo").setAttribute("aria-label", "Upload a photo of a digit (no drawing needed)");
-  $("button.photo").addEventListener("click", () => photo.click());
-  photo.addEventListener("change", async () => {
-    const file = photo.files[0];
-    photo.value = "";  // the same file can be chosen again
-    if (file) note.textContent = await readPhoto(file);
+  $("button.photo").addEventListener("click", () => {
+    // A chooser made for each click and never put in the page: the page's own file inputs stay
+    // the app's (uploads of models and examples), and the same file can be chosen again.
+    const chooser = document.createElement("input");
+    chooser.type = "file";
+    chooser.accept = "image/png,image/jpeg,image/gif,image/webp,image/bmp";
+    chooser.addEventListener("change", async () => {
+      if (chooser.files[0]) note.textContent = await readPhoto(chooser.files[0]);
+    });
+    chooser.click();
   });
 
   /** A photo or scan of a digit, read in this browser (nothing is uploaded): preprocessed the
