@@ -1,14 +1,14 @@
 """The tab that has just pressed Train (or Teach) still reads a drawing at once (issue 35): in a
 class and not, on SQLite and on PostgreSQL. Every wait is on a state, with a bound generous
 enough that only a stall exceeds it; each run lasts until the test stops it."""
-
+import time
 
 import pytest
 from test_browser_class import mnist_root
 
 from bench.browser import BLANK_PAD, body_has, draw, new_page, one, pad, serve_app
 
-from helpers import shot, start_class, train_slowly
+from helpers import prediction, shot, start_class, train_slowly, vertical_stroke
 
 pytestmark = pytest.mark.browser
 STALL_MS = 45_000  # a stall, not a slow machine: an answer normally comes in about a second
@@ -86,3 +86,42 @@ def test_while_the_tab_trains_a_one_is_read_before_the_pen_lifts_and_explained_a
     assert stop.is_enabled(), "the run must still be training when the server has answered"
     stop.click()
     page.close()
+
+
+def test_a_drawing_while_the_database_is_silent_is_answered_before_it_speaks(browser, tiny_root,
+                                                                             postgres_server):
+    """Issue 34, in a browser: a student in a class; the class's database goes silent (a proxy
+    holds every byte); a 1 drawn meanwhile is read, and explained by the server, and a whole
+    page run (Leave the class) finishes, all while the database is still silent."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from test_database_silence import SILENCE_S, SilentProxy
+    parts = urlsplit(postgres_server)
+    proxy = SilentProxy(parts.hostname, parts.port)
+    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    env = {"MNIST_ROOT": mnist_root(tiny_root),
+           "MLP_DEMO_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
+    try:
+        with serve_app(env) as url:
+            page = new_page(browser)
+            page.goto(url)
+            pad(page)
+            body_has(page, BLANK_PAD, 60_000)
+            page.get_by_role("button", name="Start a class").click()
+            page.locator("[data-testid=stCode]", has_text="class=").first.wait_for(timeout=30_000)
+            code = page.locator("[data-testid=stCode]").first.inner_text().split("class=")[1][:9]
+            page.get_by_label("Class code", exact=True).fill(code)
+            page.get_by_label("Your name on the board").fill("Ana")
+            page.get_by_role("button", name="Join", exact=True).click()
+            body_has(page, "You are on the board", 30_000)
+            proxy.silence()
+            silence_ends = time.monotonic() + SILENCE_S
+            draw(page, vertical_stroke())
+            assert prediction(page) == "Prediction: 1"
+            body_has(page, "Why this prediction", SILENCE_S * 1000 / 2)  # the server's part too
+            page.get_by_role("button", name="Leave the class").click()  # a full page run
+            body_has(page, "Join your class", SILENCE_S * 1000 / 2)
+            assert time.monotonic() < silence_ends  # all of it while the database was silent
+            page.close()
+    finally:
+        proxy.speak()
