@@ -390,7 +390,8 @@ def test_start_a_class_join_it_finish_a_run_and_see_it_on_the_board(app):
     metrics = {m.label: m.value for m in board.metric}
     assert metrics["Students joined"] == "1" and metrics["Runs in"] == "1"
     leaders = board.table[0].value
-    assert list(leaders["name"]) == ["<b>Ana</b> **x**"]  # as text, in a table cell
+    from mlp_demo.ui.server import as_text
+    assert list(leaders["name"]) == [as_text("<b>Ana</b> **x**")]  # escaped: the table shows it as typed
     assert not any("Teacher" == h.value for h in board.subheader)  # no key, no controls
 
     teacher_board = AppTest.from_file(APP, default_timeout=60)
