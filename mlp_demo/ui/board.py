@@ -43,7 +43,7 @@ BIG_TYPE = """<style>
 .stMainBlockContainer { max-width: 1600px; }
 .stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockContainer label { font-size: 1.35rem; }
 .stMainBlockContainer table th, .stMainBlockContainer table td { font-size: 1.35rem; line-height: 1.4; }
-.stMainBlockContainer [data-baseweb="select"] * { font-size: 1.35rem !important; }
+.stMainBlockContainer [data-testid="stSelectbox"] :is(input, div, span) { font-size: 1.35rem !important; }
 .stMainBlockContainer p.board-join { font-size: 2.4rem; font-weight: 600; overflow-wrap: anywhere; }
 [data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 3.2rem !important; }
 </style>"""
