@@ -134,7 +134,9 @@ def test_three_students_fill_the_board_and_a_hidden_entry_leaves_every_view(brow
     shot(board, "class-board")
     for width, height in ((1920, 1080), (1600, 900)):  # a projector, and a smaller one
         board.set_viewport_size({"width": width, "height": height})
-        board.wait_for_timeout(1_000)
+        board.wait_for_function(  # the page has laid itself out again at this width
+            "w => document.querySelector('.st-key-board_leaders').getBoundingClientRect().right <= w",
+            arg=width, timeout=30_000)
         readable_from_the_back_row(board)
         shot(board, f"class-board-{width}x{height}")
         board.locator(".st-key-board_leaders").scroll_into_view_if_needed()

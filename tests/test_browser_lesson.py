@@ -3,7 +3,9 @@ rate and hides the optimizer, two students see that in their sidebars (a forged 
 nothing), give 5 labelled drawings each, and a finished run is scored on the 10."""
 
 import pytest
+import test_browser_a11y
 import test_browser_board
+from test_browser_a11y import audited
 from test_browser_board import open_app, start_a_class
 
 from bench.browser import BLANK_PAD, body_has, draw, new_page
@@ -12,6 +14,7 @@ from helpers import shot
 
 pytestmark = pytest.mark.browser
 server = test_browser_board.server  # the same server fixture: an app with an SQLite class database
+axe = test_browser_a11y.axe
 
 
 def query(page, name: str) -> str | None:
@@ -57,24 +60,29 @@ def slanted_stroke(i: int) -> list[tuple[float, float]]:
     return [(140 + lean * (k - 10), 40 + k * 10) for k in range(21)]
 
 
-def join_and_give_drawings(browser, link: str, name: str):
-    student = open_app(browser, link)
-    student.get_by_label("Your name on the board").fill(name)
-    student.get_by_role("button", name="Join", exact=True).click()
-    body_has(student, "You are on the board", 30_000)
-    for i in range(5):
+def label_ones(student, count: int) -> None:
+    """Draw `count` different 1s and label each as a 1: they join Your examples."""
+    for i in range(count):
         draw(student, slanted_stroke(i))
         student.get_by_text("Prediction:").wait_for(timeout=30_000)
         student.locator(".st-key-label_1 button").click()
         body_has(student, f"Added as a 1: {i + 1} in Your examples", 30_000)
         student.get_by_role("button", name="Clear", exact=True).click()
         body_has(student, BLANK_PAD, 30_000)
+
+
+def join_and_give_drawings(browser, link: str, name: str):
+    student = open_app(browser, link)
+    student.get_by_label("Your name on the board").fill(name)
+    student.get_by_role("button", name="Join", exact=True).click()
+    body_has(student, "You are on the board", 30_000)
+    label_ones(student, 5)
     student.get_by_role("button", name="Add 5 to the class's handwriting").click()
     body_has(student, "Added 5 drawings to the class's handwriting", 30_000)
     return student
 
 
-def test_a_lesson_locks_and_hides_and_runs_are_scored_on_the_class_handwriting(browser, server):
+def test_a_lesson_locks_and_hides_and_runs_are_scored_on_the_class_handwriting(browser, server, axe):
     join_link, teacher_link = start_a_class(browser, server)
     teacher = set_lesson(browser, teacher_link)
 
@@ -91,6 +99,8 @@ def test_a_lesson_locks_and_hides_and_runs_are_scored_on_the_class_handwriting(b
     ben.wait_for_function("() => new URLSearchParams(location.search).get('lr') === '0.01'",
                           timeout=30_000)
     assert query(ben, "optimizer") == "adam"
+    body_has(ben, "fixes the learning rate at 0.01, so the link's 0.1 is not used", 30_000)
+    audited(ben, axe, "lesson-and-a-link-it-overrides")  # the sidebar's lesson and its notices
 
     field = ana.locator(".st-key-hp_val_size input")  # the tiny MNIST has 1,200 images
     field.fill("200")

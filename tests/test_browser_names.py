@@ -2,25 +2,14 @@
 shown as typed on the join confirmation, the Class section and the board, and the browser fetches
 nothing a name points at."""
 
-
 import pytest
-from test_browser_class import mnist_root
+import test_browser_a11y
 
-from bench.browser import BLANK_PAD, body_has, new_page, pad, serve_app
-
-from helpers import start_class
+from bench.browser import BLANK_PAD, body_has, new_page, pad
 
 pytestmark = pytest.mark.browser
 NAMES = ["![i](http://e.x/i.png)", "**B** :red[R] $x^2$", "<img src=//e.x/h.png>"]  # at most 24
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_root):
-    env = {"MNIST_ROOT": mnist_root(tiny_root),
-           "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
-    new_class = start_class(env)
-    with serve_app(env) as url:
-        yield url, new_class
+server = test_browser_a11y.server  # the same fixture: an app and a class started from the CLI
 
 
 @pytest.mark.parametrize("name", NAMES)

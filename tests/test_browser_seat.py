@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import test_browser_board
 from test_browser_board import open_app, start_a_class
-from test_browser_lesson import set_lesson, slanted_stroke
+from test_browser_lesson import label_ones, set_lesson
 
-from bench.browser import BLANK_PAD, PAD_SELECTOR, body_has, draw, serve_app
+from bench.browser import BLANK_PAD, PAD_SELECTOR, body_has, serve_app
 
 from helpers import serve_page, shot
 
@@ -19,7 +19,11 @@ pytestmark = pytest.mark.browser
 server = test_browser_board.server  # an app with an SQLite class database
 
 
-def students_joined(teacher) -> str:
+def students_joined(teacher, fresh: bool = False) -> str:
+    """The board's count; fresh: from a reload of the board, read after everything before it."""
+    if fresh:
+        teacher.reload()
+        teacher.locator("[data-testid=stMetric]", has_text="Students joined").wait_for(timeout=60_000)
     metric = teacher.locator("[data-testid=stMetric]", has_text="Students joined")
     return metric.locator("[data-testid=stMetricValue]").inner_text().strip()
 
@@ -45,8 +49,7 @@ def test_a_student_who_reloads_is_the_same_student_under_the_lesson(browser, ser
     body_has(ana, "Your name on the board: Ana", 30_000)
     assert "Join your class" not in ana.inner_text("body")
     ana.get_by_role("button", name="Leave the class").wait_for()
-    teacher.wait_for_timeout(4_000)  # two refreshes of the board
-    assert students_joined(teacher) == "1"
+    assert students_joined(teacher, fresh=True) == "1"  # read after the reload, not before
     shot(ana, "seat-after-reload")
 
     # Another browser that forges the seat (a token this class never issued, by both routes)
@@ -62,9 +65,10 @@ def test_a_student_who_reloads_is_the_same_student_under_the_lesson(browser, ser
     eve.goto(join_link)
     body_has(eve, "Join your class", 60_000)
     eve.locator(PAD_SELECTOR).wait_for()
-    eve.wait_for_timeout(3_000)  # the browser's report has come and gone
+    # The server refused the forged seat and told the browser to forget it: the report was read.
+    eve.wait_for_function("() => localStorage.getItem('mlp_demo.seat') === null", timeout=60_000)
     assert "Your name on the board:" not in eve.inner_text("body")
-    assert students_joined(teacher) == "1"
+    assert students_joined(teacher, fresh=True) == "1"
 
     ana.get_by_role("button", name="Leave the class").click()
     body_has(ana, "Join your class", 30_000)
@@ -128,13 +132,7 @@ def test_the_class_section_follows_add_at_once(browser, server):
     body_has(student, "0 drawings from the class so far, 0 of them yours", 30_000)
     take_out = student.get_by_role("button", name="Take mine out")
     assert take_out.is_disabled()
-    for i in range(3):
-        draw(student, slanted_stroke(i))
-        student.get_by_text("Prediction:").wait_for(timeout=30_000)
-        student.locator(".st-key-label_1 button").click()
-        body_has(student, f"Added as a 1: {i + 1} in Your examples", 30_000)
-        student.get_by_role("button", name="Clear", exact=True).click()
-        body_has(student, BLANK_PAD, 30_000)
+    label_ones(student, 3)
     student.get_by_role("button", name="Add 3 to the class's handwriting").click()
     body_has(student, "3 drawings from the class so far, 3 of them yours", 30_000)  # no other click
     body_has(student, "Added 3 drawings to the class's handwriting", 5_000)  # the message stays

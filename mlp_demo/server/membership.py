@@ -97,15 +97,15 @@ class Membership:
         """Take back the seat a browser kept (after a reload, or a phone that dropped the tab):
         the same name, and the lesson in force at once. False, quietly, for a seat that is gone
         or a token the class never issued (a forged one joins nobody, and counts as a guess)."""
-        if self.seat is not None or self.classes is None:
-            return False
+        if self.seat is not None or self.classes is None or not self.guesses.allowed(self.client):
+            return False  # not now: the browser keeps its seat for the next try
         try:
-            self._no_more_guesses()
             name = self.classes.resume(code, token, self.visitor)
         except NoSuchClass:
             self.guesses.failed(self.client)
+            self.forget_kept = True  # gone, or never issued: the browser forgets it
             return False
-        except (ClassError, SessionError):
+        except ClassError:  # the database is away: tried again at the next report or reload
             return False
         self.seat = Seat(normalise_code(code), name, self.history.counter, token=token)
         self.lesson()
@@ -117,8 +117,9 @@ class Membership:
         if self.seat is not None or kept == self._kept_seen:  # each kept seat is tried once
             return
         self._kept_seen = kept
-        if not (isinstance(kept, dict) and isinstance(kept.get("code"), str)
-                and self.resume(kept["code"][:40], kept.get("token"))):
+        if isinstance(kept, dict) and isinstance(kept.get("code"), str):
+            self.resume(kept["code"][:40], kept.get("token"))
+        else:
             self.forget_kept = True
 
     def from_cookie(self, text) -> None:
