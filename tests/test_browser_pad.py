@@ -167,18 +167,14 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
         body_has(page, "Why this prediction", 30_000)  # and by the server
 
         label = page.locator(".st-key-label_7 button")  # the label buttons, from the keyboard
-        tab_to(page, lambda: label.evaluate("b => b === document.activeElement"))
-        page.keyboard.press("Enter")
+        tab_and_press(page, label, "Enter")
         body_has(page, "Added as a 7", 30_000)
 
         paper = io.BytesIO()  # a photo of a 7 written on paper, read in the browser like a drawing
         Image.fromarray(255 - drawn("7", box=(300, 200, 700, 900), width=60, size=1000)).save(paper, "JPEG")
         photo_button = page.locator(".mlp-pad button.photo")
-        tab_to(page, lambda: photo_button.evaluate("b => b === document.activeElement"))
         with page.expect_file_chooser() as chooser:
-            # Enter on the button Tab reached: a rerun ending between Tab and a bare key press
-            # (the label's) may leave the focus elsewhere, and the key then opens nothing.
-            photo_button.press("Enter")  # the Photo… button opens the file chooser
+            tab_and_press(page, photo_button, "Enter")  # the Photo… button opens the file chooser
         chooser.value.set_files(files=[{"name": "seven.jpg", "mimeType": "image/jpeg",
                                         "buffer": paper.getvalue()}])
         body_has(page, "The photo is on the pad", 30_000)
@@ -193,17 +189,14 @@ def test_the_keyboard_reaches_train_and_gives_a_digit_without_drawing(browser, t
         assert page.locator(".mlp-pad input").count() == 1  # the brush: no file input in the page
 
         train = page.get_by_role("button", name="Train", exact=True)
-        tab_to(page, lambda: train.evaluate("b => b === document.activeElement"))
-        page.keyboard.press("Enter")  # Enter presses Train...
+        tab_and_press(page, train, "Enter")  # Enter presses Train...
         stop = page.get_by_role("button", name="Stop", exact=True).and_(page.locator("button:enabled"))
         stop.wait_for(timeout=60_000)
-        tab_to(page, lambda: stop.evaluate("b => b === document.activeElement"))
-        page.keyboard.press("Enter")  # ...and Stop
+        tab_and_press(page, stop, "Enter")  # ...and Stop
         train.and_(page.locator("button:enabled")).wait_for(timeout=60_000)
 
         model = page.get_by_role("combobox", name="Model", exact=True)  # the model picker
-        tab_to(page, lambda: model.evaluate("b => b === document.activeElement"))
-        page.keyboard.press("ArrowDown")  # opens the list
+        tab_and_press(page, model, "ArrowDown")  # opens the list
         page.get_by_role("listbox").wait_for(timeout=10_000)
         page.keyboard.type("Shipped")  # the list filters as one types
         page.get_by_role("option", name="Shipped model", exact=False).wait_for(timeout=10_000)
@@ -219,10 +212,13 @@ def blank_png() -> bytes:
     return out.getvalue()
 
 
-def tab_to(page, focused, presses: int = 300) -> None:
-    """Press Tab, as a keyboard user moves through the page, until focused() holds."""
+def tab_and_press(page, element, key: str, presses: int = 300) -> None:
+    """Press Tab, as a keyboard user moves through the page, until element has the focus; then
+    press key on it. On it, not on whatever has the focus then: a rerun ending between the two
+    (CI once saw the label's) can move the focus, and a key pressed on the page does nothing."""
     for _ in range(presses):
-        if focused():
+        if element.evaluate("e => e === document.activeElement"):
+            element.press(key)
             return
         page.keyboard.press("Tab")
     raise AssertionError("Tab never reached it")

@@ -48,9 +48,9 @@ def test_a_class_from_start_to_board(classes):
     assert len(new.code) == CODE_LENGTH and set(new.code) <= set(CODE_ALPHABET)
     assert new.join_path == f"?class={new.code}" and new.teacher_key not in new.join_path
     assert new.teacher_key in new.teacher_path and "view=board" in new.teacher_path
-    assert classes.join(new.code.lower(), "v1", "  Ana  ") == "Ana"
-    assert classes.join(new.code, "v2", "Ana") == "Ana (2)"
-    assert classes.join(new.code, "v1", "Someone else") == "Ana"  # the same tab keeps its place
+    assert classes.join(new.code.lower(), "v1", "  Ana  ").name == "Ana"
+    assert classes.join(new.code, "v2", "Ana").name == "Ana (2)"
+    assert classes.join(new.code, "v1", "Someone else").name == "Ana"  # the same tab keeps its place
     first = classes.post(new.code, "v1", **run(lr=0.01, acc=0.97))
     classes.post(new.code, "v2", **run(acc=0.95, status="stopped"))
     board = classes.board(new.code, visitor="v1")
@@ -74,7 +74,7 @@ def test_twenty_students_finishing_at_the_same_instant_lose_nothing(classes):
     def student(i):
         try:
             start.wait()
-            names.append(classes.join(new.code, f"visitor-{i}", "Sam"))
+            names.append(classes.join(new.code, f"visitor-{i}", "Sam").name)
             classes.post(new.code, f"visitor-{i}", **run(lr=0.001 * (i + 1), acc=0.9 + i / 1000))
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(repr(e))
@@ -181,7 +181,7 @@ def test_wrong_and_guessed_codes_get_the_same_quiet_answer(classes):
                                   "**b** [l](javascript:x)", "名前 😀", "=HYPERLINK(\"x\")"])
 def test_hostile_names_and_settings_are_kept_as_text(classes, name):
     new = classes.create()
-    given = classes.join(new.code, "v1", name)
+    given = classes.join(new.code, "v1", name).name
     assert given == name
     hostile = run(optimizer="<img src=x onerror=alert(1)>", activation="'; --")
     classes.post(new.code, "v1", **hostile)
@@ -352,7 +352,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_boards(database_url):
     engine = db.connect(database_url)
     classes = Classes(engine, Limits())
     classes.post(new.code, "a", **run(acc=0.94), handwriting_acc=0.5, handwriting_n=2)
-    assert classes.resume(new.code, classes.issue_seat(new.code, "a"), "b") == "Ana"
+    assert classes.resume(new.code, classes.join(new.code, "a", "Ana").seat, "b") == "Ana"
     assert [(e.test_acc, e.handwriting_acc) for e in classes.board(new.code).entries] == [
         (0.93, None), (0.94, 0.5)]
     records = ModelRecords(engine)
@@ -408,10 +408,11 @@ def test_a_forged_stored_lesson_is_no_lesson_with_a_note(classes, stored):
 
 def test_a_seat_token_brings_its_student_back_and_opens_nothing_else(classes):
     new, other = classes.create(), classes.create()
-    assert classes.join(new.code, "tab-1", "Ann") == "Ann"
-    token = classes.issue_seat(new.code, "tab-1")
-    assert len(token) == 32 and token != classes.issue_seat(new.code, "tab-1")  # a new one each time
-    token = classes.issue_seat(new.code, "tab-1")
+    first = classes.join(new.code, "tab-1", "Ann")
+    name, token = classes.join(new.code, "tab-1", "Ann")  # joining again: a new token
+    assert first.name == name == "Ann" and len(token) == 32 and token != first.seat
+    with pytest.raises(NoSuchClass):  # the old one opens nothing any more
+        classes.resume(new.code, first.seat, "tab-2")
     assert classes.resume(new.code.lower(), token, "tab-2") == "Ann"  # the reloaded tab
     classes.post(new.code, "tab-2", **run())  # the seat posts as its new tab
     board = classes.board(new.code, visitor="tab-2")
@@ -422,8 +423,6 @@ def test_a_seat_token_brings_its_student_back_and_opens_nothing_else(classes):
                          (new.code, None), (new.code, token + "'; --"), ("x" * 100_000, token)):
         with pytest.raises(NoSuchClass):
             classes.resume(code, forged, "tab-3")
-    with pytest.raises(ClassError, match="join the class first"):
-        classes.issue_seat(new.code, "tab-3")
     assert classes.board(new.code).students == 1 and classes.board(other.code).students == 0
 
 

@@ -22,6 +22,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
@@ -57,6 +58,11 @@ class NoSuchClass(ClassError):
 
 class ClassesDown(ClassError, db.NotAnswering):
     """The database is not answering: the visitor's runs wait in the tab, nothing is lost."""
+
+
+class Joined(NamedTuple):
+    name: str  # the name on the board (made unique in the class)
+    seat: str  # the seat token: the browser keeps it, the class keeps only its hash
 
 
 @dataclass(frozen=True)
@@ -268,55 +274,45 @@ class Classes:
         return out.getvalue()
 
     # -- students
-    def join(self, code: str, visitor: str, name) -> str:
-        """Join a class under a name (made unique with a suffix); returns the name given. The
-        same visitor joining again keeps their place and their first name."""
+    def join(self, code: str, visitor: str, name) -> Joined:
+        """Join a class under a name (made unique with a suffix), with a new seat token for the
+        browser to keep, in one transaction: a database that goes silent halfway leaves no
+        student without a seat. The same visitor joining again keeps their place and their
+        first name, and gets a new token (the old one opens nothing any more)."""
         name = clean_name(name)
         canonical = normalise_code(code)
         if canonical is None:
             raise NoSuchClass()
+        token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
+        s = db.students.c
         for attempt in range(20):
             try:
                 with self._write() as conn:
                     row = self._class(conn, canonical, for_update=True)
                     if row is None:
                         raise NoSuchClass()
-                    me = conn.execute(select(db.students.c.name).where(
-                        db.students.c.class_id == row.id, db.students.c.visitor == visitor)).first()
+                    me = conn.execute(select(s.id, s.name).where(
+                        s.class_id == row.id, s.visitor == visitor)).first()
                     if me is not None:
-                        return me.name
+                        conn.execute(update(db.students).where(s.id == me.id)
+                                     .values(seat_hash=_hash(token)))
+                        return Joined(me.name, token)
                     joined = conn.execute(select(func.count()).select_from(db.students).where(
-                        db.students.c.class_id == row.id)).scalar()
+                        s.class_id == row.id)).scalar()
                     if joined >= self.limits.class_max_students:
                         raise ClassError(f"this class is full ({joined} students, "
                                          "MLP_DEMO_CLASS_MAX_STUDENTS)")
-                    taken = set(conn.execute(select(db.students.c.name).where(
-                        db.students.c.class_id == row.id)).scalars())
+                    taken = set(conn.execute(select(s.name).where(s.class_id == row.id)).scalars())
                     given = _unique(name, taken)
                     conn.execute(db.students.insert().values(
-                        class_id=row.id, visitor=visitor, name=given, joined_at=self.clock()))
+                        class_id=row.id, visitor=visitor, name=given, joined_at=self.clock(),
+                        seat_hash=_hash(token)))
                     _changed(conn, row.id)
-                return given
+                return Joined(given, token)
             except IntegrityError:  # another student took the name meanwhile: pick again
                 if attempt == 19:
                     raise ClassError("too many students are joining at once; try again") from None
         raise AssertionError("unreachable")
-
-    def issue_seat(self, code: str, visitor: str) -> str:
-        """A new seat token for a student of this class (their browser keeps it; the class keeps
-        only its hash): 192 random bits, worth nothing in any other class. Issuing again
-        replaces the old one."""
-        token = secrets.token_urlsafe(SEAT_TOKEN_BYTES)
-        with self._write() as conn:
-            row = self._class(conn, normalise_code(code))
-            if row is None:
-                raise NoSuchClass()
-            seated = conn.execute(update(db.students).where(
-                db.students.c.class_id == row.id, db.students.c.visitor == visitor)
-                .values(seat_hash=_hash(token))).rowcount
-        if not seated:
-            raise ClassError("join the class first")
-        return token
 
     def resume(self, code: str, token, visitor: str) -> str:
         """The seat this token holds in this class, moved to this visitor (a reloaded tab is a

@@ -72,8 +72,7 @@ class Membership:
         """Join a class: the runs this tab finishes from now on go on its board."""
         self._no_more_guesses()
         try:
-            given = self._classes().join(code, self.visitor, name)
-            token = self._classes().issue_seat(code, self.visitor)
+            given, token = self._classes().join(code, self.visitor, name)
         except NoSuchClass as e:
             self.guesses.failed(self.client)
             raise SessionError(str(e)) from None
