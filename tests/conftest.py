@@ -24,6 +24,17 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def app_mnist_root(tmp_path_factory) -> str:
+    """What the app's servers in the browser tests train on: the real MNIST under MNIST_ROOT
+    where it is there, else a synthetic one large enough for the Default preset (its 5,000
+    validation images held out, 1,000 left to train on), so that Train from Default runs."""
+    root = os.environ.get("MNIST_ROOT")
+    if root and (Path(root) / "MNIST" / "raw").exists():
+        return root
+    return str(make_tiny_mnist(tmp_path_factory.mktemp("app_mnist"), n_train=6000, n_test=1000))
+
+
+@pytest.fixture(scope="session")
 def tiny_raw(tiny_root):
     return load_mnist(str(tiny_root), download=False)
 
@@ -39,14 +50,20 @@ def small_config() -> TrainConfig:
 
 
 @pytest.fixture(scope="session")
-def real_raw():
-    """The full MNIST from MNIST_ROOT. In CI (CI=true) its absence fails the test, not skips it."""
+def real_root() -> str:
+    """MNIST_ROOT, holding the full MNIST: for tests that need real handwriting (a run's live
+    model reading a drawn 1). In CI (CI=true) its absence fails the test, not skips it."""
     root = os.environ.get("MNIST_ROOT")
     if not root or not (Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
         if os.environ.get("CI"):
             pytest.fail(f"CI expects the full MNIST under MNIST_ROOT={root!r}")
         pytest.skip("the full MNIST is not available (set MNIST_ROOT)")
-    return load_mnist(root, download=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_raw(real_root):
+    return load_mnist(real_root, download=False)
 
 
 @pytest.fixture(autouse=True)

@@ -209,6 +209,14 @@ def set_slider(page, name: str, key: str, expected: str) -> None:
         arg=[name, expected], timeout=30_000)
 
 
+def settled(page, timeout_ms: float = 60_000) -> None:
+    """Wait until no page run is in flight (Streamlit marks its root with the script's state),
+    as a person acts on a page that has finished drawing: an action sent while a run redraws the
+    element it targets can land on the element being replaced."""
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                           "?.dataset.testScriptState === 'notRunning'", timeout=timeout_ms)
+
+
 def train_slowly(page) -> None:
     """The most epochs and the smallest batch, then Train: a run that lasts until a test stops
     it (or the server's time limit), on any machine."""

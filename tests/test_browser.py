@@ -4,7 +4,6 @@ Select them alone with `pytest -m browser`. Screenshots land in test-artifacts/.
 In CI (or with MLP_DEMO_BROWSER=1) a missing browser fails these tests instead of skipping them.
 """
 
-import os
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from helpers import (
     hostile_files,
     prediction,
     set_slider,
+    settled,
     shot,
     train_slowly,
     vertical_stroke,
@@ -34,11 +34,8 @@ def hostile_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(hostile_folder, tiny_root):
-    root = os.environ.get("MNIST_ROOT")
-    if not root or not (Path(root) / "MNIST" / "raw").exists():
-        root = str(tiny_root)
-    with serve_app({"MNIST_ROOT": root, "MLP_DEMO_CHECKPOINTS": str(hostile_folder)}) as url:
+def server(hostile_folder, app_mnist_root):
+    with serve_app({"MNIST_ROOT": app_mnist_root, "MLP_DEMO_CHECKPOINTS": str(hostile_folder)}) as url:
         yield url
 
 
@@ -89,6 +86,7 @@ def test_training_streams_curves_and_the_pad_keeps_working(page):
 def test_a_broken_upload_is_a_message(page, tmp_path):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x80\x04definitely not a checkpoint")
+    settled(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(broken))
     body_has(page, "Not added", 20_000)
     assert "not a safetensors checkpoint" in page.inner_text("body")
@@ -120,6 +118,7 @@ def test_hostile_files_and_uploads_break_no_page(browser, server, hostile_folder
     for source in sorted(hostile_folder.glob("*.safetensors")):
         upload = tmp_path / f"up-{source.name}"
         upload.write_bytes(source.read_bytes())
+        settled(uploader)  # the last upload's run has drawn its verdict and the uploader
         uploader.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
         body_has(uploader, upload.stem, 20_000)  # "Added up-x: ..." or "Not added: up-x ..."
         verdict = uploader.locator("[data-testid=stAlert]", has_text=upload.stem).first.inner_text()

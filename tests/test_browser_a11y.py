@@ -6,7 +6,6 @@ Look inside, on a desktop and a phone, and the class board with and without the 
 import os
 
 import pytest
-from test_browser_class import mnist_root
 
 from bench.browser import BLANK_PAD, REPO, body_has, draw, new_page, pad, serve_app, seven
 
@@ -30,8 +29,8 @@ def axe() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_root):
-    env = {"MNIST_ROOT": mnist_root(tiny_root),
+def server(tmp_path_factory, app_mnist_root):
+    env = {"MNIST_ROOT": app_mnist_root,
            "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
     new_class = start_class(env)
     with serve_app(env) as url:

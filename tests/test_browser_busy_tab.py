@@ -1,10 +1,10 @@
 """The tab that has just pressed Train (or Teach) still reads a drawing at once (issue 35): in a
 class and not, on SQLite and on PostgreSQL. Every wait is on a state, with a bound generous
-enough that only a stall exceeds it; each run lasts until the test stops it."""
+enough that only a stall exceeds it; each run lasts until the test stops it. The runs' live
+models must read a drawn 1 after a few steps: that takes the real MNIST (real_root)."""
 import time
 
 import pytest
-from test_browser_class import mnist_root
 
 from bench.browser import BLANK_PAD, body_has, draw, new_page, one, pad, serve_app
 
@@ -15,8 +15,8 @@ STALL_MS = 45_000  # a stall, not a slow machine: an answer normally comes in ab
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(request, tmp_path_factory, tiny_root):
-    env = {"MNIST_ROOT": mnist_root(tiny_root),
+def server(request, tmp_path_factory, app_mnist_root):
+    env = {"MNIST_ROOT": app_mnist_root,
            "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved") / "models")}
     if request.param == "postgresql":
         env["MLP_DEMO_DATABASE_URL"] = request.getfixturevalue("postgres_server")
@@ -39,7 +39,7 @@ def open_tab(browser, url: str, join: str | None):
 
 
 @pytest.mark.parametrize("in_class", [False, True], ids=["alone", "in-a-class"])
-def test_a_one_drawn_right_after_train_is_read_while_the_run_trains(browser, server, in_class):
+def test_a_one_drawn_right_after_train_is_read_while_the_run_trains(browser, server, in_class, real_root):
     url, code = server
     page = open_tab(browser, url, code if in_class else None)
     train_slowly(page)
@@ -67,7 +67,8 @@ def test_a_one_drawn_right_after_teach_is_read(browser, server):
     page.close()
 
 
-def test_while_the_tab_trains_a_one_is_read_before_the_pen_lifts_and_explained_after(browser, server):
+def test_while_the_tab_trains_a_one_is_read_before_the_pen_lifts_and_explained_after(browser, server,
+                                                                                      real_root):
     """The pad reads in the browser: Prediction: 1 shows while the mouse is still down, whatever
     the server is doing; the server's Why this prediction follows the pen lifting."""
     url, _ = server
@@ -88,7 +89,7 @@ def test_while_the_tab_trains_a_one_is_read_before_the_pen_lifts_and_explained_a
     page.close()
 
 
-def test_a_drawing_while_the_database_is_silent_is_answered_before_it_speaks(browser, tiny_root,
+def test_a_drawing_while_the_database_is_silent_is_answered_before_it_speaks(browser, app_mnist_root,
                                                                              postgres_server):
     """Issue 34, in a browser: a student in a class; the class's database goes silent (a proxy
     holds every byte); a 1 drawn meanwhile is read, and explained by the server, and a whole
@@ -99,7 +100,7 @@ def test_a_drawing_while_the_database_is_silent_is_answered_before_it_speaks(bro
     parts = urlsplit(postgres_server)
     proxy = SilentProxy(parts.hostname, parts.port)
     netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
-    env = {"MNIST_ROOT": mnist_root(tiny_root),
+    env = {"MNIST_ROOT": app_mnist_root,
            "MLP_DEMO_DATABASE_URL": urlunsplit(parts._replace(netloc=netloc))}
     try:
         with serve_app(env) as url:

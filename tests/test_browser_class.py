@@ -1,10 +1,8 @@
 """A class at once, in a real browser: a pad that never moves, runs that survive network blips
 and end when their tab is gone, a fair queue, and uploads from inside a cross-site iframe."""
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,14 +22,9 @@ pytestmark = pytest.mark.browser
 TTL_S = 12  # the server's MLP_DEMO_SESSION_TTL_S here: a closed tab's run stops within ~15 s
 
 
-def mnist_root(tiny_root) -> str:
-    root = os.environ.get("MNIST_ROOT")
-    return root if root and (Path(root) / "MNIST" / "raw").exists() else str(tiny_root)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_root):
-    env = {"MNIST_ROOT": mnist_root(tiny_root), "MLP_DEMO_MAX_JOBS": "1",
+def server(tmp_path_factory, app_mnist_root):
+    env = {"MNIST_ROOT": app_mnist_root, "MLP_DEMO_MAX_JOBS": "1",
            "MLP_DEMO_SESSION_TTL_S": str(TTL_S),
            "MLP_DEMO_CHECKPOINTS": str(tmp_path_factory.mktemp("saved"))}
     with serve_app(env) as url:
@@ -65,10 +58,10 @@ def stop(page) -> None:
 
 
 @pytest.mark.parametrize("delay_s", [0, 0.5, 1, 1.5, 2, 2.5])
-def test_the_pad_is_stable_from_first_paint_on_a_cold_server(browser, tiny_root, tmp_path, delay_s):
+def test_the_pad_is_stable_from_first_paint_on_a_cold_server(browser, app_mnist_root, tmp_path, delay_s):
     """A fresh server process (torch not yet imported): the pad's box never moves, and a
     digit drawn soon after the pad appears is read right."""
-    env = {"MNIST_ROOT": mnist_root(tiny_root), "MLP_DEMO_CHECKPOINTS": str(tmp_path)}
+    env = {"MNIST_ROOT": app_mnist_root, "MLP_DEMO_CHECKPOINTS": str(tmp_path)}
     with serve_app(env) as url:
         page = new_page(browser)
         page.goto(url)
