@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ONE = [(140, 50 + 9 * i) for i in range(21)]
+ONE = [(140, 50 + 9 * i) for i in range(21)]  # its own 1: older checkouts' bench.browser has no one()
 WAIT_MS = 20_000
 
 
@@ -81,8 +81,7 @@ def main(argv=None) -> None:
     env = {"MNIST_ROOT": str(Path(os.environ["MNIST_ROOT"]).resolve()),
            "MLP_DEMO_CHECKPOINTS": tempfile.mkdtemp(prefix="right-after-train-")}
     with sync_playwright() as p, helpers.serve_app(env) as url:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=helpers.CHROMIUM, args=helpers.FLAGS)
         for i, line in enumerate(tries(helpers, url, args.tries, args.delay, browser)):
             print(f"try {i + 1}: {line}", flush=True)
 

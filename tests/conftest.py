@@ -29,7 +29,7 @@ def app_mnist_root(tmp_path_factory) -> str:
     where it is there, else a synthetic one large enough for the Default preset (its 5,000
     validation images held out, 1,000 left to train on), so that Train from Default runs."""
     root = os.environ.get("MNIST_ROOT")
-    if root and (Path(root) / "MNIST" / "raw").exists():
+    if _holds_mnist(root):
         return root
     return str(make_tiny_mnist(tmp_path_factory.mktemp("app_mnist"), n_train=6000, n_test=1000))
 
@@ -54,7 +54,7 @@ def real_root() -> str:
     """MNIST_ROOT, holding the full MNIST: for tests that need real handwriting (a run's live
     model reading a drawn 1). In CI (CI=true) its absence fails the test, not skips it."""
     root = os.environ.get("MNIST_ROOT")
-    if not root or not (Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+    if not _holds_mnist(root):
         if os.environ.get("CI"):
             pytest.fail(f"CI expects the full MNIST under MNIST_ROOT={root!r}")
         pytest.skip("the full MNIST is not available (set MNIST_ROOT)")
@@ -64,6 +64,10 @@ def real_root() -> str:
 @pytest.fixture(scope="session")
 def real_raw(real_root):
     return load_mnist(real_root, download=False)
+
+
+def _holds_mnist(root: str | None) -> bool:
+    return bool(root) and (Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
 
 
 @pytest.fixture(autouse=True)
